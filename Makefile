@@ -1,0 +1,39 @@
+# make train   - create .venv (first time only), then train the 10-layer MNIST model
+# make test    - create .venv (first time only), then run the test suite
+# Pass extra arguments with ARGS="...", e.g. make train ARGS="--epochs 1 --train-limit 1000".
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+
+.PHONY: venv train test generate benchmark clean
+
+$(STAMP): requirements.txt
+	@# OpenBLAS makes Theano's convolutions fast; without it Theano falls back to NumPy's BLAS.
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq libopenblas-dev) || echo "note: libopenblas-dev not installed; continuing without it"; \
+	  else echo "note: install libopenblas-dev (as root) for faster training"; fi; fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+train: venv
+	$(PY) train_mnist.py $(ARGS)
+
+test: venv
+	$(PY) -m pytest $(ARGS)
+
+generate: venv
+	$(PY) generate.py $(ARGS)
+
+benchmark: venv
+	$(PY) benchmarks/train_step.py $(ARGS)
+	$(PY) benchmarks/sample_speed.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

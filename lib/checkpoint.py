@@ -1,0 +1,106 @@
+"""Checkpoint files: name -> float array dictionaries, written safely, read safely.
+
+Our format is a NumPy ``.npz`` archive written with ``allow_pickle=False``
+to a temporary file in the target folder and renamed into place, so a crash
+never leaves a half-written checkpoint.
+
+The original code saved ``pickle.dump({name: ndarray})``, often under
+Python 2. Those files are read through an allow-listed unpickler: it can
+rebuild NumPy arrays and dtypes inside a dict and nothing else, so loading a
+checkpoint never runs code from it.
+"""
+import io
+import os
+import pickle
+import tempfile
+import zipfile
+
+import numpy
+
+# (module, name) pairs a parameter pickle may reference, mapped to the callable used.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): numpy.core.multiarray._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): numpy.core.multiarray._reconstruct,
+    ("numpy", "ndarray"): numpy.ndarray,
+    ("numpy", "dtype"): numpy.dtype,
+    ("_codecs", "encode"): lambda text, encoding="utf-8": text.encode(encoding),
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read, or does not fit the model."""
+
+
+class _ParamUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise CheckpointError(
+                "refusing to load {}.{} from a checkpoint pickle: only NumPy arrays "
+                "in a dict are allowed, and loading never runs code".format(module, name))
+
+
+def atomic_write(path, write):
+    """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_arrays(path, arrays):
+    """Write ``{name: array}`` to ``path`` as an .npz, atomically, without pickle."""
+    arrays = {name: numpy.asarray(value) for name, value in arrays.items()}
+    atomic_write(path, lambda f: numpy.savez(f, **arrays))
+
+
+def save_pickle(path, arrays):
+    """Write ``{name: array}`` the way the original ``Model.save_params`` does, atomically."""
+    atomic_write(path, lambda f: pickle.dump(dict(arrays), f, protocol=2))
+
+
+def _check_arrays(obj, path):
+    if not isinstance(obj, dict):
+        raise CheckpointError("{}: expected a dict of parameter arrays, found {}".format(
+            path, type(obj).__name__))
+    out = {}
+    for key, value in obj.items():
+        if isinstance(key, bytes):
+            key = key.decode("latin1")
+        if not isinstance(key, str) or not isinstance(value, numpy.ndarray) \
+                or value.dtype.kind not in "fiu":
+            raise CheckpointError("{}: entry {!r} is not a numeric array".format(path, key))
+        out[key] = value
+    return out
+
+
+def load_arrays(path):
+    """Read a checkpoint (our .npz or an original pickle) as ``{name: ndarray}``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise CheckpointError("cannot read checkpoint {}: {}".format(path, err.strerror))
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with numpy.load(io.BytesIO(data), allow_pickle=False) as archive:
+                return _check_arrays({k: archive[k] for k in archive.files}, path)
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+            raise CheckpointError("{} is not a readable .npz checkpoint ({})".format(path, err))
+    try:
+        obj = _ParamUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except CheckpointError as err:
+        raise CheckpointError("{}: {}".format(path, err))
+    except Exception as err:  # any malformed pickle: truncated, wrong opcodes, ...
+        raise CheckpointError("{} is neither an .npz checkpoint nor a parameter pickle "
+                              "({}: {})".format(path, type(err).__name__, err))
+    return _check_arrays(obj, path)

@@ -1,0 +1,46 @@
+"""Loss and optimiser: categorical cross-entropy on logits, clipped Adam (Lasagne)."""
+import theano
+import theano.tensor as T
+
+from lib import backend  # noqa: F401  (Theano flags and the Lasagne import shim)
+from lib.ops import floatX
+import lasagne  # noqa: E402
+
+
+def nll_per_subpixel(logits, targets):
+    """Mean negative log-likelihood in nats per sub-pixel.
+
+    logits: (..., Q_LEVELS) float32; targets: int tensor with the leading shape (...).
+    Equal to the original's ``categorical_crossentropy(Softmax(...))`` but written on
+    the logits, so Theano fuses it into one compiled softmax-cross-entropy op.
+    """
+    flat = logits.reshape((-1, logits.shape[logits.ndim - 1]))
+    return T.nnet.categorical_crossentropy(T.nnet.softmax(flat), targets.flatten()).mean()
+
+
+def nll_per_example(logits, targets):
+    """Summed NLL per example in nats; logits (batch, ..., Q), targets (batch, ...) -> (batch,)."""
+    flat = logits.reshape((-1, logits.shape[logits.ndim - 1]))
+    per_subpixel = T.nnet.categorical_crossentropy(T.nnet.softmax(flat), targets.flatten())
+    return per_subpixel.reshape((targets.shape[0], -1)).sum(axis=1)
+
+
+def clipped_adam(cost, params, learning_rate=1e-3, grad_clip=1.0):
+    """Updates of ``lasagne.updates.adam`` on gradients clipped elementwise to
+    [-grad_clip, grad_clip]. Returns (updates OrderedDict, optimizer state list)."""
+    grads = T.grad(cost, wrt=params)
+    if grad_clip:
+        grads = [T.clip(g, floatX(-grad_clip), floatX(grad_clip)) for g in grads]
+    updates = lasagne.updates.adam(grads, params, learning_rate=learning_rate)
+    param_set = set(params)
+    state = [v for v in updates if v not in param_set]  # t_prev, then m, v per parameter
+    for i, var in enumerate(state):
+        var.name = "adam.{}".format(i)
+    return updates, state
+
+
+def compile_train_step(inputs, cost, params, learning_rate=1e-3, grad_clip=1.0):
+    """theano.function(inputs) -> cost, applying one clipped-Adam step. Also
+    returns the optimizer's state variables (for checkpoints)."""
+    updates, state = clipped_adam(cost, params, learning_rate, grad_clip)
+    return theano.function(inputs, cost, updates=updates), state

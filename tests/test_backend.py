@@ -1,0 +1,52 @@
+"""Theano set-up: our defaults, the user's flags winning, Lasagne importable."""
+import os
+import subprocess
+import sys
+
+from lib import backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_defaults_are_added_when_the_user_sets_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("THEANORC", str(tmp_path / "none"))
+    env = {}
+    backend.configure_environment(env)
+    assert "floatX=float32" in env["THEANO_FLAGS"]
+    assert "blas.ldflags=" in env["THEANO_FLAGS"]
+
+
+def test_users_flags_win(monkeypatch, tmp_path):
+    monkeypatch.setenv("THEANORC", str(tmp_path / "none"))
+    env = {"THEANO_FLAGS": "blas.ldflags=-lmyblas,optimizer=fast_compile"}
+    backend.configure_environment(env)
+    flags = env["THEANO_FLAGS"].split(",")
+    assert "blas.ldflags=-lmyblas" in flags and "optimizer=fast_compile" in flags
+    assert not [f for f in flags if f.startswith("blas.ldflags=") and f != "blas.ldflags=-lmyblas"]
+    assert "floatX=float32" in flags
+
+
+def test_theanorc_setting_is_respected(monkeypatch, tmp_path):
+    rc = tmp_path / "theanorc"
+    rc.write_text("[blas]\nldflags = -lmine\n")
+    monkeypatch.setenv("THEANORC", str(rc))
+    env = {}
+    backend.configure_environment(env)
+    assert "blas.ldflags" not in env["THEANO_FLAGS"]
+
+
+def test_a_user_flag_reaches_theano_and_lasagne_imports():
+    code = ("import lib, theano, lasagne.updates; "
+            "print(theano.config.floatX, theano.config.optimizer)")
+    env = dict(os.environ, THEANO_FLAGS="optimizer=fast_compile")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["float32", "fast_compile"]
+
+
+def test_wrong_floatx_from_the_user_is_reported():
+    env = dict(os.environ, THEANO_FLAGS="floatX=float64")
+    out = subprocess.run([sys.executable, "-c", "import lib"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "floatX=float32" in out.stderr
