@@ -31,6 +31,12 @@ def draw(logits, uniforms, temperature=1.0):
     return numpy.minimum(bins, cdf.shape[-1] - 1)
 
 
+def uniforms_for(seed, num, height, width, input_dim):
+    """The random numbers of a draw: (height, width, num, input_dim) floats in [0, 1),
+    indexed in raster order so that every sampler uses the same one per sub-pixel."""
+    return numpy.random.default_rng(seed).random((height, width, num, input_dim))
+
+
 def sample_naive(logits_fn, num, height, width, input_dim, q_levels, seed=0,
                  temperature=1.0, progress=True):
     """The original algorithm: rerun the whole network for every pixel.
@@ -39,13 +45,13 @@ def sample_naive(logits_fn, num, height, width, input_dim, q_levels, seed=0,
     (num, height, width, input_dim, q_levels) logits.
     Returns the sampled bins, (num, height, width, input_dim) uint8.
     """
-    rng = numpy.random.default_rng(seed)
+    uniforms = uniforms_for(seed, num, height, width, input_dim)
     bins = numpy.zeros((num, height, width, input_dim), dtype=numpy.uint8)
     inputs = numpy.zeros(bins.shape, dtype=numpy.float32)
     for i in tqdm(range(height), desc="rows", unit="row", disable=not progress):
         for j in range(width):
             logits = logits_fn(inputs)[:, i, j]
-            bins[:, i, j] = draw(logits, rng.random((num, input_dim)), temperature)
+            bins[:, i, j] = draw(logits, uniforms[i, j], temperature)
             inputs[:, i, j] = targets_to_inputs(bins[:, i, j], q_levels)
     return bins
 
@@ -55,6 +61,7 @@ def reconstruct(logits_fn, targets, q_levels, seed=0, temperature=1.0):
 
     targets: (num, height, width, input_dim) true bins -> same-shaped uint8 draws.
     """
-    rng = numpy.random.default_rng(seed)
+    num, height, width, input_dim = targets.shape
+    uniforms = uniforms_for(seed, num, height, width, input_dim).transpose(2, 0, 1, 3)
     logits = logits_fn(targets_to_inputs(targets, q_levels))
-    return draw(logits, rng.random(targets.shape), temperature).astype(numpy.uint8)
+    return draw(logits, uniforms, temperature).astype(numpy.uint8)

@@ -53,6 +53,7 @@ class pixelConv(Layer):
             raise ValueError("Q_LEVELS must be None or >= 2, got {}".format(Q_LEVELS))
         act = lambda x: apply_activation(x, activation)  # noqa: E731
         self.convs = {}  # layer name -> Conv2D, in construction order
+        self.above_maps, self.horizontal_maps = [], []  # per layer, (batch, DIM, H, W)
 
         def conv(inputs, n_in, n_out, size, border, suffix, masktype=None, activation=None):
             layer = Conv2D(inputs if isinstance(inputs, Layer) else WrapperLayer(inputs),
@@ -72,6 +73,8 @@ class pixelConv(Layer):
         hstack = conv(T.concatenate([above, self.X], axis=1), input_dim + DIM, DIM,
                       (1, k), (0, k // 2), "hstack1", masktype="a")
         X_h = hstack.output()                                     # (batch, DIM, H, W)
+        self.above_maps.append(above)
+        self.horizontal_maps.append(X_h)
         X_v = out_v[:, :, 1:-(k // 2) - 1, :]                     # row r sees rows <= r
 
         # Layers 2 .. num_layers-1: vertical 2x3, v2h 1x1, horizontal 1x2, h2h 1x1.
@@ -87,6 +90,8 @@ class pixelConv(Layer):
                        activation=activation)
             X_v = act(vstack.output()[:, :, 1:-(k // 2) - 1, :])
             X_h = h2h.output()[:, :, :, :-(k // 2)] + X_h          # residual
+            self.above_maps.append(above)
+            self.horizontal_maps.append(X_h)
         self._order_block_params(name, num_layers)
 
         # Two 1x1 layers to input_dim * Q_LEVELS logits per pixel.
