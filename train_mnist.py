@@ -8,8 +8,13 @@ Every epoch writes to --out-dir: a checkpoint named with the epoch and the
 validation NLL, 25 samples and 25 reconstructions as 5x5 PNG grids, the NLL
 history (history.json, curves.png) and the resumable state (state.npz).
 Ctrl-C stops after the current step and saves the resumable state.
+
+Exit codes: 0 done (or stopped by Ctrl-C with the state saved), 1 an error
+reported in one line (unwritable folder, missing data, a NaN cost, ...),
+2 invalid arguments, 130 aborted by a second Ctrl-C.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -27,6 +32,7 @@ import images
 import mnist_data
 import quantize
 import sampling
+from fast_sampling import CachedPixelConv, sample_cached
 from lib.checkpoint import CheckpointError, atomic_write, load_arrays, save_arrays
 from lib.training import compile_train_step, nll_per_example, nll_per_subpixel
 from models import build as builder
@@ -36,9 +42,26 @@ STATE_FILE = "state.npz"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 PRINT_EVERY = 100
+NUM_PICTURES, GRID = 25, (5, 5)
+
+# Options saved in config.json; a resumed run reuses them (except "epochs").
+CONFIG_KEYS = ("num_layers", "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
+               "grad_clip", "epochs", "seed", "dataset", "train_limit", "valid_limit",
+               "save_original_format", "samples_every", "state_every")
 
 
-def parse_args(argv=None):
+class RunError(Exception):
+    """A problem reported to the user in one line, without a traceback (exit code 1)."""
+
+
+class DivergedError(RunError):
+    """The training cost, the validation NLL or the parameters stopped being finite."""
+
+
+# ----- command line ---------------------------------------------------------------
+
+def build_parser():
+    """The argument parser; every option has a help text."""
     p = argparse.ArgumentParser(
         description="Train a PixelCNN (vertical/horizontal stacks) on MNIST digits. "
                     "The cost is the categorical cross-entropy over Q_LEVELS grey levels, "
@@ -51,7 +74,7 @@ def parse_args(argv=None):
     m.add_argument("--dim", type=int, default=32, help="feature maps per stack (DIM)")
     m.add_argument("--q-levels", type=int, default=4,
                    help="grey levels each pixel is quantised to (Q_LEVELS, 2..256)")
-    t = p.add_argument_group("optimisation")
+    t = p.add_argument_group("optimisation (Adam from lasagne.updates.adam)")
     t.add_argument("--batch-size", type=int, default=100, help="training images per step")
     t.add_argument("--valid-batch-size", type=int, default=200,
                    help="images per validation batch (affects speed only)")
@@ -62,37 +85,65 @@ def parse_args(argv=None):
                    "counting those done before --resume)")
     t.add_argument("--seed", type=int, default=1234,
                    help="seeds the weights, the per-epoch shuffles and the sample draws")
-    d = p.add_argument_group("data and output")
-    d.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+                   help="which 28x28 greyscale dataset to train on; validation uses its "
+                        "test split")
     d.add_argument("--data-dir", default=None,
                    help="folder with the four IDX files (default: $MNIST_DIR, else a "
                         "per-user cache, downloading when absent)")
+    d.add_argument("--no-download", action="store_true",
+                   help="fail instead of downloading when the data files are missing")
+    d.add_argument("--no-verify", action="store_true",
+                   help="skip the MD5 and standard-size checks of the data files (for "
+                        "small or custom IDX files)")
     d.add_argument("--train-limit", type=int, default=None,
                    help="use only the first N training images")
     d.add_argument("--valid-limit", type=int, default=None,
                    help="use only the first N test images for validation")
-    d.add_argument("--out-dir", default="runs/mnist", help="where every output goes")
-    d.add_argument("--resume", metavar="DIR", default=None,
-                   help="continue the run saved in DIR (its config is reused; DIR is "
-                        "also the output folder)")
-    d.add_argument("--save-original-format", action="store_true",
+    o = p.add_argument_group("output")
+    o.add_argument("--out-dir", default="runs/mnist",
+                   help="where every output goes; must not already hold a run (use "
+                        "--resume for that)")
+    o.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the run saved in DIR (its config is reused, except "
+                        "--epochs; DIR is also the output folder; give the data options "
+                        "again)")
+    o.add_argument("--save-original-format", action="store_true",
                    help="also write each checkpoint as the original's pickled dict (.pkl)")
-    d.add_argument("--samples-every", type=int, default=1,
+    o.add_argument("--samples-every", type=int, default=1,
                    help="draw the 25 samples every N epochs (0: never); sampling is slow")
-    d.add_argument("--state-every", type=int, default=200,
+    o.add_argument("--state-every", type=int, default=200,
                    help="also save the resumable state every N iterations (0: per epoch only)")
-    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+# (option, smallest allowed value) for the numeric options.
+_MINIMUMS = (("num_layers", 2), ("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
+             ("epochs", 1), ("train_limit", 1), ("valid_limit", 1), ("grad_clip", 0),
+             ("samples_every", 0), ("state_every", 0))
+
+
+def parse_args(argv=None):
+    """Parse and check the command line; invalid values exit with code 2."""
+    p = build_parser()
     args = p.parse_args(argv)
-    for name in ("num_layers", "dim", "batch_size", "valid_batch_size", "epochs"):
-        if getattr(args, name) < (2 if name == "num_layers" else 1):
-            p.error("--{} must be at least {}".format(name.replace("_", "-"),
-                                                      2 if name == "num_layers" else 1))
+    for name, low in _MINIMUMS:
+        value = getattr(args, name)
+        if value is not None and not value >= low:
+            p.error("--{} must be at least {}, got {}".format(
+                name.replace("_", "-"), low, value))
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        p.error("--lr must be a positive number, got {}".format(args.lr))
     try:
         quantize.check_levels(args.q_levels)
     except ValueError as err:
         p.error(str(err))
     return args
 
+
+# ----- the trainer ----------------------------------------------------------------
 
 class Trainer(object):
     """Owns the compiled functions, the data and the run's state."""
@@ -113,21 +164,48 @@ class Trainer(object):
         self.nll_fn = theano.function([self.net.X, X_r], nll_per_example(self.net.logits, X_r))
         self.logits_fn = theano.function([self.net.X], self.net.logits)
         self.epoch, self.iteration, self.history = 0, 0, []
+        self.cost_sum, self.cost_count = 0.0, 0  # training costs of the current epoch
 
     # ----- state -------------------------------------------------------------------
+    @property
+    def state_path(self):
+        return os.path.join(self.out_dir, STATE_FILE)
+
     def state_arrays(self):
+        """Everything a resumed run needs: parameters, Adam's moments and step count,
+        the position in the run and the current epoch's running training cost."""
         arrays = {"param/" + p.name: p.get_value() for p in self.params}
         arrays.update({"opt/" + v.name: v.get_value() for v in self.opt_state})
         arrays["epoch"] = numpy.int64(self.epoch)
         arrays["iteration"] = numpy.int64(self.iteration)
         arrays["seed"] = numpy.int64(self.config["seed"])
+        arrays["epoch_cost_sum"] = numpy.float64(self.cost_sum)
+        arrays["epoch_cost_count"] = numpy.int64(self.cost_count)
         return arrays
 
     def save_state(self):
-        save_arrays(os.path.join(self.out_dir, STATE_FILE), self.state_arrays())
+        """Write the resumable state atomically; refuse (keeping the previous file)
+        when any value is not finite."""
+        arrays = self.state_arrays()
+        bad = sorted(k for k, v in arrays.items() if not numpy.all(numpy.isfinite(v)))
+        if bad:
+            raise DivergedError(
+                "{} became NaN or infinite at epoch {}, iteration {}; stopping. The last "
+                "good state is kept in {}; try a lower --lr or --grad-clip".format(
+                    ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else ""),
+                    self.epoch + 1, self.iteration, self.state_path))
+        save_arrays(self.state_path, arrays)
 
     def load_state(self, path):
+        """Restore a state written by ``save_state``; raises CheckpointError."""
         arrays = load_arrays(path)
+        for key in ("epoch", "iteration", "seed"):
+            if key not in arrays:
+                raise CheckpointError("{}: {} is missing; not a resumable state".format(
+                    path, key))
+        if int(arrays["seed"]) != self.config["seed"]:
+            raise CheckpointError("{}: saved with seed {}, but the config says {}".format(
+                path, int(arrays["seed"]), self.config["seed"]))
         self.net.model.set_param_values(
             {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}, source=path)
         for v in self.opt_state:
@@ -137,6 +215,8 @@ class Trainer(object):
                     path, v.name))
             v.set_value(arrays[key])
         self.epoch, self.iteration = int(arrays["epoch"]), int(arrays["iteration"])
+        self.cost_sum = float(arrays.get("epoch_cost_sum", 0.0))
+        self.cost_count = int(arrays.get("epoch_cost_count", 0))
         history_path = os.path.join(self.out_dir, HISTORY_FILE)
         if os.path.exists(history_path):
             with open(history_path) as f:
@@ -152,39 +232,57 @@ class Trainer(object):
         return numpy.random.RandomState([self.config["seed"], epoch]).permutation(
             len(self.train_x))
 
-    def train_epoch(self, stop_flag):
-        """Run the rest of the current epoch; returns the mean training cost, or
-        None when stopped early by ``stop_flag``."""
-        bs, n = self.config["batch_size"], self.batches_per_epoch()
+    def train_step(self, order):
+        """One Adam step on the batch at ``self.iteration`` of ``order``; returns the cost.
+
+        Raises DivergedError on a NaN/inf cost; nothing is saved then, so the
+        files on disk keep the last good state.
+        """
+        bs = self.config["batch_size"]
+        idx = order[self.iteration * bs:(self.iteration + 1) * bs]
+        cost = float(self.train_fn(self.train_x[idx], self.train_t[idx]))
+        if not numpy.isfinite(cost):
+            raise DivergedError(
+                "the training cost became {} at epoch {}, iteration {}; stopping. The "
+                "last good state is kept in {}; try a lower --lr or --grad-clip".format(
+                    cost, self.epoch + 1, self.iteration + 1, self.state_path))
+        self.cost_sum += cost
+        self.cost_count += 1
+        self.iteration += 1
+        return cost
+
+    def mean_cost(self):
+        """Mean training cost of the current epoch so far (NaN before any step)."""
+        return self.cost_sum / self.cost_count if self.cost_count else float("nan")
+
+    def train_epoch(self, stop_flag, on_step=None):
+        """Run the rest of the current epoch; returns its mean training cost, or None
+        when ``stop_flag()`` turned true before the epoch's last step.
+
+        ``on_step(trainer)``, if given, is called after every step (a test hook).
+        """
+        n = self.batches_per_epoch()
         order = self.epoch_order(self.epoch)
-        costs = []
         bar = tqdm(total=n, initial=self.iteration, desc="epoch %d" % (self.epoch + 1),
                    disable=not self.progress, leave=False, dynamic_ncols=True)
-        while self.iteration < n:
-            idx = order[self.iteration * bs:(self.iteration + 1) * bs]
-            cost = float(self.train_fn(self.train_x[idx], self.train_t[idx]))
-            if not numpy.isfinite(cost):
-                bar.close()
-                raise FloatingPointError(
-                    "the training cost became {} at epoch {}, iteration {}; stopping. The "
-                    "last good state is {} (from before this step); try a lower --lr "
-                    "or --grad-clip".format(cost, self.epoch + 1, self.iteration,
-                                            os.path.join(self.out_dir, STATE_FILE)))
-            costs.append(cost)
-            self.iteration += 1
-            bar.update(1)
-            bar.set_postfix(cost="%.4f" % numpy.mean(costs))
-            if self.iteration % PRINT_EVERY == 0 or self.iteration == 1:
-                tqdm.write("Training: epoch {}, iter {}, cost {:.5f}".format(
-                    self.epoch + 1, self.iteration, numpy.mean(costs)))
-            every = self.config.get("state_every", 0)
-            if every and self.iteration % every == 0 and self.iteration < n:
-                self.save_state()
-            if stop_flag():
-                bar.close()
-                return None
-        bar.close()
-        return float(numpy.mean(costs)) if costs else float("nan")
+        every = self.config.get("state_every", 0)
+        try:
+            while self.iteration < n:
+                self.train_step(order)
+                bar.update(1)
+                bar.set_postfix(cost="%.4f" % self.mean_cost())
+                if self.iteration % PRINT_EVERY == 0 or self.iteration == 1:
+                    tqdm.write("Training: epoch {}, iter {}, cost {:.5f}".format(
+                        self.epoch + 1, self.iteration, self.mean_cost()))
+                if on_step is not None:
+                    on_step(self)
+                if every and self.iteration % every == 0 and self.iteration < n:
+                    self.save_state()
+                if stop_flag() and self.iteration < n:
+                    return None
+        finally:
+            bar.close()
+        return self.mean_cost()
 
     def validate(self):
         """Mean NLL over the validation images, in nats per sub-pixel."""
@@ -196,89 +294,147 @@ class Trainer(object):
         return total / self.valid_t.size
 
     def end_of_epoch(self, train_cost, elapsed):
-        c, epoch = self.config, self.epoch + 1
+        """Validate, then write the checkpoint, pictures, history and state."""
+        epoch = self.epoch + 1
         nll = self.validate()
+        if not math.isfinite(nll):
+            raise DivergedError(
+                "the validation NLL became {} after epoch {}; stopping. The last good "
+                "state is kept in {}".format(nll, epoch, self.state_path))
         subpixels = self.valid_t[0].size
-        record = {"epoch": epoch, "train_nll": train_cost, "valid_nll": nll,
-                  "valid_bits_per_dim": nll / LN2, "valid_nats_per_image": nll * subpixels,
-                  "epoch_seconds": elapsed}
-        name = "epoch_{:03d}_val_{:.5f}".format(epoch, nll)
-        self.net.model.save_params(os.path.join(self.out_dir, name + ".npz"))
-        if c.get("save_original_format"):
-            self.net.model.save_params(os.path.join(self.out_dir, name + ".pkl"),
-                                       original_format=True)
+        self.write_checkpoint(epoch, nll)
         self.write_pictures(epoch)
-        self.history.append(record)
+        self.history.append({
+            "epoch": epoch, "train_nll": train_cost, "valid_nll": nll,
+            "valid_bits_per_dim": nll / LN2, "valid_nats_per_image": nll * subpixels,
+            "epoch_seconds": elapsed})
+        self.write_history()
+        # The state goes last: a crash before it resumes the epoch, and the history
+        # records beyond the state's epoch are dropped on resume.
         self.epoch, self.iteration = epoch, 0
+        self.cost_sum, self.cost_count = 0.0, 0
         self.save_state()
+        print("Validation after epoch {}: {:.5f} nats/sub-pixel, {:.5f} bits/dim, "
+              "{:.2f} nats/image (train {:.5f}, {:.0f} s)".format(
+                  epoch, nll, nll / LN2, nll * subpixels, train_cost, elapsed), flush=True)
+
+    def write_checkpoint(self, epoch, nll):
+        """The epoch's parameters, named with the epoch and the validation NLL."""
+        path = os.path.join(self.out_dir, "epoch_{:03d}_val_{:.5f}".format(epoch, nll))
+        self.net.model.save_params(path + ".npz")
+        if self.config.get("save_original_format"):
+            self.net.model.save_params(path + ".pkl", original_format=True)
+
+    def write_history(self):
+        """history.json and the train/validation curves, both written atomically."""
         atomic_write(os.path.join(self.out_dir, HISTORY_FILE),
                      lambda f: f.write(json.dumps(self.history, indent=1).encode()))
         images.plot_curves(os.path.join(self.out_dir, "curves.png"), {
             "train": [(h["epoch"], h["train_nll"]) for h in self.history],
             "validation": [(h["epoch"], h["valid_nll"]) for h in self.history]})
-        print("Validation after epoch {}: {:.5f} nats/sub-pixel, {:.5f} bits/dim, "
-              "{:.2f} nats/image (train {:.5f}, {:.0f} s)".format(
-                  epoch, nll, nll / LN2, nll * subpixels, train_cost, elapsed), flush=True)
 
     def write_pictures(self, epoch):
+        """25 reconstructions (every epoch) and 25 samples (every samples_every
+        epochs), each as a 5x5 grid."""
         c, q = self.config, self.config["q_levels"]
         seed = [c["seed"], epoch]
-        recon = sampling.reconstruct(self.logits_fn, self.valid_t[:25], q, seed=seed)
-        images.save_grid(os.path.join(self.out_dir, "epoch_{:03d}_reconstructions.png".format(
-            epoch)), quantize.to_display(recon[..., 0], q))
+        recon = sampling.reconstruct(self.logits_fn, self.valid_t[:NUM_PICTURES], q,
+                                     seed=seed)
+        self.save_pictures("epoch_{:03d}_reconstructions.png".format(epoch), recon)
         every = c.get("samples_every", 1)
         if every and epoch % every == 0:
             h, w = self.valid_t.shape[1:3]
-            samples = sampling.sample_naive(self.logits_fn, 25, h, w, 1, q, seed=seed,
-                                            progress=self.progress)
-            images.save_grid(os.path.join(self.out_dir, "epoch_{:03d}_samples.png".format(
-                epoch)), quantize.to_display(samples[..., 0], q))
+            cached = CachedPixelConv(self.net.model.param_values(), builder.PREFIX,
+                                     c["num_layers"], 1, q)
+            samples = sample_cached(cached, NUM_PICTURES, h, w, seed=seed,
+                                    progress=self.progress)
+            self.save_pictures("epoch_{:03d}_samples.png".format(epoch), samples)
+
+    def save_pictures(self, name, bins):
+        """Bins (num, h, w, 1) -> a 5x5 PNG grid in the output folder."""
+        pictures = quantize.to_display(bins[..., 0], self.config["q_levels"])
+        images.save_grid(os.path.join(self.out_dir, name), pictures, *GRID)
 
 
-def prepare_out_dir(path):
-    """Create ``path`` and prove it is writable, before any training starts."""
+# ----- setting a run up -----------------------------------------------------------
+
+def new_config(args):
+    """(output folder, config) of a fresh run."""
+    config = {k: getattr(args, k) for k in CONFIG_KEYS}
+    config.update(model="pixelconv", input_dim=1)
+    return args.out_dir, config
+
+
+def saved_config(args):
+    """(output folder, config) of the run to resume; --epochs replaces the saved value."""
+    out_dir = args.resume
+    try:
+        with open(os.path.join(out_dir, CONFIG_FILE)) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as err:
+        raise RunError("{} holds no resumable run ({}); start one with --out-dir".format(
+            out_dir, err))
+    missing = [k for k in ("num_layers", "dim", "q_levels", "batch_size", "lr", "seed")
+               if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise RunError("{} is not a run's config: {} missing".format(
+            os.path.join(out_dir, CONFIG_FILE), ", ".join(missing)))
+    config.setdefault("model", "pixelconv")
+    config.setdefault("input_dim", 1)
+    config.setdefault("dataset", "mnist")
+    config.setdefault("valid_batch_size", 200)
+    config.setdefault("grad_clip", 1.0)
+    config["epochs"] = args.epochs
+    return out_dir, config
+
+
+def prepare_out_dir(path, fresh):
+    """Create ``path`` and prove it is writable, before any training starts. A fresh
+    run refuses a folder that already holds a run's state, so nothing is overwritten."""
+    state = os.path.join(path, STATE_FILE)
+    if fresh and os.path.exists(state):
+        raise RunError("{} already holds a run ({}); continue it with --resume {} or "
+                       "choose another --out-dir".format(path, STATE_FILE, path))
+    if not fresh and not os.path.isfile(state):
+        raise RunError("{} holds no resumable state ({} is missing)".format(path, STATE_FILE))
+    probe = os.path.join(path, ".write-test")
     try:
         os.makedirs(path, exist_ok=True)
-        atomic_write(os.path.join(path, ".write-test"), lambda f: f.write(b"ok"))
-        os.remove(os.path.join(path, ".write-test"))
+        atomic_write(probe, lambda f: f.write(b"ok"))
+        os.remove(probe)
     except OSError as err:
-        raise SystemExit("error: cannot write to output folder {}: {}. Choose another "
-                         "--out-dir.".format(path, err.strerror or err))
+        raise RunError("cannot write to output folder {}: {}. Choose another "
+                       "--out-dir.".format(path, err.strerror or err))
 
 
-def run(args):
-    """Train as ``args`` says; returns the Trainer (used by the tests)."""
-    if args.resume:
-        out_dir = args.resume
-        try:
-            with open(os.path.join(out_dir, CONFIG_FILE)) as f:
-                config = json.load(f)
-        except (OSError, ValueError) as err:
-            raise SystemExit("error: {} holds no resumable run ({}); start one with "
-                             "--out-dir".format(out_dir, err))
-        config["epochs"] = args.epochs
-    else:
-        out_dir = args.out_dir
-        config = {k: getattr(args, k) for k in (
-            "num_layers", "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
-            "grad_clip", "epochs", "seed", "dataset", "train_limit", "valid_limit",
-            "save_original_format", "samples_every", "state_every")}
-        config.update(model="pixelconv", input_dim=1)
-    prepare_out_dir(out_dir)
-
+def load_data(args, config):
+    """The dataset's images, as the command line says; DataError -> RunError."""
     try:
-        data = mnist_data.load_dataset(args.data_dir, dataset=config["dataset"])
+        return mnist_data.load_dataset(args.data_dir, dataset=config["dataset"],
+                                       download=not args.no_download,
+                                       verify=not args.no_verify)
     except mnist_data.DataError as err:
-        raise SystemExit("error: {}".format(err))
+        raise RunError(str(err))
+
+
+def limit_data(data, config):
+    """Apply --train-limit / --valid-limit and check there is enough to train on."""
     data = dict(data)
     if config.get("train_limit"):
         data["train_images"] = data["train_images"][:config["train_limit"]]
     if config.get("valid_limit"):
         data["test_images"] = data["test_images"][:config["valid_limit"]]
     if len(data["train_images"]) < config["batch_size"]:
-        raise SystemExit("error: {} training images are fewer than one batch of {}".format(
+        raise RunError("{} training images are fewer than one batch of {}".format(
             len(data["train_images"]), config["batch_size"]))
+    if len(data["test_images"]) == 0:
+        raise RunError("there are no validation (test) images")
+    return data
 
+
+def start_trainer(args, config, data, out_dir):
+    """Compile the Trainer, then restore the saved state (--resume) or save the
+    initial one (a fresh run)."""
     print("Compiling the training function (about a minute the first time)...", flush=True)
     start = time.time()
     trainer = Trainer(config, data, out_dir, progress=not args.no_progress)
@@ -286,47 +442,104 @@ def run(args):
         time.time() - start, trainer.net.model.count_params()), flush=True)
     if args.resume:
         try:
-            trainer.load_state(os.path.join(out_dir, STATE_FILE))
+            trainer.load_state(trainer.state_path)
         except CheckpointError as err:
-            raise SystemExit("error: {}".format(err))
-        print("resumed at epoch {}, iteration {}".format(trainer.epoch + 1, trainer.iteration))
+            raise RunError(str(err))
     else:
         atomic_write(os.path.join(out_dir, CONFIG_FILE),
                      lambda f: f.write(json.dumps(config, indent=1).encode()))
         trainer.save_state()
-
-    stop = {"requested": False}
-
-    def on_sigint(signum, frame):
-        if stop["requested"]:
-            raise KeyboardInterrupt
-        stop["requested"] = True
-        tqdm.write("Stopping after this step and saving the state (Ctrl-C again to abort)...")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        while trainer.epoch < config["epochs"]:
-            start = time.time()
-            train_cost = trainer.train_epoch(lambda: stop["requested"])
-            if train_cost is None:
-                trainer.save_state()
-                print("Saved the state at epoch {}, iteration {}. Continue with: python "
-                      "train_mnist.py --resume {}".format(trainer.epoch + 1, trainer.iteration,
-                                                          out_dir))
-                break
-            trainer.end_of_epoch(train_cost, time.time() - start)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     return trainer
 
 
-def main(argv=None):
+# ----- the training loop ----------------------------------------------------------
+
+class StopRequest(object):
+    """Turns the first Ctrl-C (SIGINT) into a request to stop after the current step;
+    a second one aborts (KeyboardInterrupt). Call the object to read the request."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self):
+        return self.requested
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("Stopping after this step and saving the state (Ctrl-C again to abort)...")
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Handle SIGINT inside the block (only possible in the main thread)."""
+        try:
+            previous = signal.signal(signal.SIGINT, self.handle)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = None
+            installed = False
+        else:
+            installed = True
+        try:
+            yield self
+        finally:
+            if installed:
+                signal.signal(signal.SIGINT,
+                              signal.SIG_DFL if previous is None else previous)
+
+
+def train(trainer, epochs, on_step=None):
+    """Train until ``epochs`` epochs are done or Ctrl-C asks to stop."""
+    stop = StopRequest()
+    with stop.installed():
+        while trainer.epoch < epochs and not stop():
+            start = time.time()
+            train_cost = trainer.train_epoch(stop, on_step)
+            if train_cost is None:
+                break
+            trainer.end_of_epoch(train_cost, time.time() - start)
+    if trainer.epoch < epochs:
+        trainer.save_state()
+        print("Saved the state at epoch {}, iteration {}. Continue with: python "
+              "train_mnist.py --resume {}".format(trainer.epoch + 1, trainer.iteration,
+                                                  trainer.out_dir), flush=True)
+    else:
+        print("Done: {} epochs in {}".format(epochs, trainer.out_dir), flush=True)
+
+
+def run(args, data=None, on_step=None):
+    """Train as ``args`` says; returns the Trainer. Raises RunError for problems
+    to report to the user.
+
+    data: preloaded ``{"train_images", "test_images"}`` uint8 (num, 28, 28) arrays
+    instead of reading --data-dir; on_step(trainer): called after every step.
+    Both are for tests and scripts; the command line uses neither.
+    """
+    out_dir, config = saved_config(args) if args.resume else new_config(args)
+    prepare_out_dir(out_dir, fresh=not args.resume)
+    data = limit_data(load_data(args, config) if data is None else data, config)
+    trainer = start_trainer(args, config, data, out_dir)
+    if trainer.epoch >= config["epochs"]:
+        print("{} already holds {} epochs; raise --epochs to train more".format(
+            out_dir, trainer.epoch))
+        return trainer
+    if args.resume:
+        print("resumed at epoch {}, iteration {}".format(trainer.epoch + 1, trainer.iteration))
+    train(trainer, config["epochs"], on_step)
+    return trainer
+
+
+def main(argv=None, data=None, on_step=None):
+    """Command-line entry point; returns the exit code (see the module docstring)."""
     args = parse_args(argv)
     try:
-        run(args)
-    except FloatingPointError as err:
+        run(args, data=data, on_step=on_step)
+    except RunError as err:
         print("error: {}".format(err), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("aborted; the last saved state is kept", file=sys.stderr)
+        return 130
     return 0
 
 

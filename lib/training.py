@@ -33,7 +33,7 @@ def clipped_adam(cost, params, learning_rate=1e-3, grad_clip=1.0):
         grads = [T.clip(g, floatX(-grad_clip), floatX(grad_clip)) for g in grads]
     updates = lasagne.updates.adam(grads, params, learning_rate=learning_rate)
     param_set = set(params)
-    state = [v for v in updates if v not in param_set]  # t_prev, then m, v per parameter
+    state = [v for v in updates if v not in param_set]  # m, v per parameter, then t_prev
     for i, var in enumerate(state):
         var.name = "adam.{}".format(i)
     return updates, state
