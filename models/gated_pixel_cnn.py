@@ -1,0 +1,204 @@
+"""Gated PixelCNN: pixelConv's stacks with tanh x sigmoid gates and an optional condition.
+
+Input ``(batch, height, width, input_dim)`` float32 in [0, 1]; output logits
+``(batch, height, width, input_dim, Q_LEVELS)``. The optional condition is a
+matrix ``(batch, condition_dim)`` (a one-hot class label or an embedding),
+the same vector for every pixel of an image.
+
+The block follows figure 2 of van den Oord et al. 2016, "Conditional Image
+Generation with PixelCNN Decoders". With p = DIM feature maps per stack::
+
+    vertical:    v_pre = vconv(v_in)                       (2p maps)
+                 v_out = gate(v_pre + V_v^T h)              (p maps)
+    link:        above = v2h(v_pre shifted down one row)    (1x1, 2p -> 2p)
+    horizontal:  h_pre = hconv(h_in) + above + V_h^T h      (2p maps)
+                 h_out = h2h(gate(h_pre)) + h_in            (1x1 linear, residual)
+
+    gate(a) = tanh(a[:p]) * sigmoid(a[p:])     (first half: filter, second: gate)
+
+The link to the horizontal stack is taken from the vertical stack's 2p
+pre-activation maps (before the gate and without the condition), and the
+condition enters each stack's gate as a learned per-image bias
+``h . V`` of 2p values, added at every position.
+
+Causality uses the shift/crop trick of ``models.pixel_conv`` (read its module
+docstring): the vertical convolutions run unmasked on zero-padded maps, and
+the row-shifted crop (row r sees image rows < r) feeds the link, the other
+crop (rows <= r) feeds the next vertical layer. The horizontal 1x2
+convolutions are padded on both sides and cropped on the right (column c
+sees columns c-1, c). Layer 1 is a 4x7 vertical convolution (a 7-wide window
+over the 4 rows above) and a 1x7 mask-'a' horizontal convolution on the
+pixels (columns c-3 .. c-1), joined with the link; it has no residual (its
+input has ``input_dim`` channels). Because the link is a separate 1x1
+convolution (not masked like pixelConv's ``hstack1``), column 0 sees the rows
+above from the first layer on. No blind spot: the horizontal stack at (r, c)
+covers everything the vertical stack covers above row r plus the pixels left
+of c in row r.
+
+Parameters (``<name>.<layer>.filter`` / ``.b``, filters
+``(out, in, rows, cols)``)::
+
+    vstack1  (2p, input_dim, 4, 7)   hstack1  (2p, input_dim, 1, 7)  mask 'a'
+    v2h1     (2p, 2p, 1, 1)
+    per block i = 2 .. num_layers-1:
+    vstack{i} (2p, p, 2, 3)   v2h{i} (2p, 2p, 1, 1)
+    hstack{i} (2p, p, 1, 2)   h2hstack{i} (p, p, 1, 1)
+    combined_stack1 (p, p, 1, 1)  leaky ReLU
+    combined_stack2 (input_dim * Q_LEVELS, p, 1, 1)  linear
+    with a condition, for every layer i = 1 .. num_layers-1:
+    vcond{i}.W, hcond{i}.W  (condition_dim, 2p)
+
+As in pixelConv, ``num_layers`` counts the stack layers plus the output
+layers: there are ``num_layers - 1`` stack layers.
+"""
+import re
+
+import numpy
+import theano
+import theano.tensor as T
+
+from lib.layers import Conv2D, Layer, WrapperLayer, uniform
+
+FIRST_FILTER_SIZE = 7  # layer 1's window width (4 rows above, 3 pixels to the left)
+FILTER_SIZE = 3        # later layers: 2x3 vertical, 1x2 horizontal
+
+
+def gate(pre, dim):
+    """tanh(first ``dim`` channels) * sigmoid(last ``dim``): (batch, 2*dim, H, W) ->
+    (batch, dim, H, W)."""
+    return T.tanh(pre[:, :dim]) * T.nnet.sigmoid(pre[:, dim:])
+
+
+def condition_matrix(condition_dim, out_dim, name):
+    """Shared (condition_dim, out_dim) matrix V, Glorot-uniform."""
+    stdev = numpy.sqrt(2.0 / (condition_dim + out_dim))
+    return theano.shared(uniform(stdev, (condition_dim, out_dim)), name=name)
+
+
+class GatedPixelCNN(Layer):
+    """Gated PixelCNN with vertical/horizontal stacks and an optional condition.
+
+    input_layer: a layer whose output is ``(batch, H, W, input_dim)``;
+    condition: a symbolic ``(batch, condition_dim)`` matrix or None.
+    ``output()``: logits ``(batch, H, W, input_dim, Q_LEVELS)``.
+
+    For tests and the cached sampler the intermediate maps are kept, one per
+    stack layer, in Theano's layout ``(batch, channels, H, W)``:
+    ``vertical_maps`` (gated, row r sees image rows <= r; p channels),
+    ``above_maps`` (the link into the horizontal stack, row r sees rows < r;
+    2p channels), ``horizontal_maps`` (p channels, after the residual sum).
+    """
+
+    def __init__(self, input_layer, input_dim, DIM, Q_LEVELS, num_layers=10,
+                 condition=None, condition_dim=0, name=""):
+        Layer.__init__(self, name)
+        if num_layers < 2:
+            raise ValueError("GatedPixelCNN needs num_layers >= 2, got {}".format(num_layers))
+        if Q_LEVELS < 2:
+            raise ValueError("Q_LEVELS must be >= 2, got {}".format(Q_LEVELS))
+        if (condition is None) != (condition_dim == 0):
+            raise ValueError("give both a condition and condition_dim > 0, or neither")
+        self.input_dim, self.DIM, self.Q_LEVELS = input_dim, DIM, Q_LEVELS
+        self.num_layers, self.condition, self.condition_dim = num_layers, condition, condition_dim
+        self.convs = {}       # layer name -> Conv2D
+        self.cond_params = {}  # "vcond{i}" / "hcond{i}" -> shared (condition_dim, 2p)
+        self.vertical_maps, self.above_maps, self.horizontal_maps = [], [], []
+
+        self.X = input_layer.output().dimshuffle(0, 3, 1, 2)  # (batch, input_dim, H, W)
+        X_v, X_h = self._first_layer()
+        for i in range(2, num_layers):
+            X_v, X_h = self._block(i, X_v, X_h)
+        self.Y = self._output_layers(X_h)
+
+    # ----- pieces -----------------------------------------------------------------
+    def _conv(self, inputs, n_in, n_out, size, border, suffix, masktype=None,
+              activation=None):
+        """Conv2D on a (batch, n_in, H, W) tensor, registered under ``suffix``."""
+        layer = Conv2D(WrapperLayer(inputs), n_in, n_out, size, border_mode=border,
+                       masktype=masktype, activation=activation,
+                       name=self.name + "." + suffix)
+        self.convs[suffix] = layer
+        self.params += layer.params
+        return layer.output()
+
+    def _conditioned(self, pre, stack, i):
+        """pre (batch, 2p, H, W) plus the condition's bias (batch, 2p) at every position."""
+        if self.condition is None:
+            return pre
+        suffix = "%scond%d" % (stack, i)
+        V = condition_matrix(self.condition_dim, 2 * self.DIM, "%s.%s.W" % (self.name, suffix))
+        self.cond_params[suffix] = V
+        self.params.append(V)
+        return pre + T.dot(self.condition, V)[:, :, None, None]
+
+    def _vertical(self, x, n_in, size, i):
+        """Vertical layer i on x (batch, n_in, H, W): returns (gated map, rows <= r;
+        link map, rows < r), shapes (batch, p, H, W) and (batch, 2p, H, W)."""
+        rows, cols = size
+        pre = self._conv(x, n_in, 2 * self.DIM, size, (rows, cols // 2), "vstack%d" % i)
+        height = x.shape[2]                              # pre has height + rows + 1 rows
+        v_out = gate(self._conditioned(pre[:, :, 1:height + 1], "v", i), self.DIM)
+        above = self._conv(pre[:, :, :height], 2 * self.DIM, 2 * self.DIM, (1, 1), "valid",
+                           "v2h%d" % i)
+        self.vertical_maps.append(v_out)
+        self.above_maps.append(above)
+        return v_out, above
+
+    def _first_layer(self):
+        """Layer 1: 4x7 vertical, 1x7 mask-'a' horizontal on the pixels, gated; no residual."""
+        k = FIRST_FILTER_SIZE
+        X_v, above = self._vertical(self.X, self.input_dim, (k // 2 + 1, k), 1)
+        pixels = self._conv(self.X, self.input_dim, 2 * self.DIM, (1, k), (0, k // 2),
+                            "hstack1", masktype="a")       # columns c-3 .. c-1
+        X_h = gate(self._conditioned(pixels + above, "h", 1), self.DIM)
+        self.horizontal_maps.append(X_h)
+        return X_v, X_h
+
+    def _block(self, i, X_v, X_h):
+        """Gated block i >= 2 on (batch, p, H, W) maps -> the next (X_v, X_h)."""
+        k = FILTER_SIZE
+        X_v_next, above = self._vertical(X_v, self.DIM, (k // 2 + 1, k), i)
+        width = X_h.shape[3]
+        left = self._conv(X_h, self.DIM, 2 * self.DIM, (1, k // 2 + 1), (0, k // 2),
+                          "hstack%d" % i)[:, :, :, :width]  # columns c-1, c
+        gated = gate(self._conditioned(left + above, "h", i), self.DIM)
+        X_h_next = self._conv(gated, self.DIM, self.DIM, (1, 1), "valid",
+                              "h2hstack%d" % i) + X_h
+        self.horizontal_maps.append(X_h_next)
+        return X_v_next, X_h_next
+
+    def _output_layers(self, X_h):
+        """Two 1x1 layers (leaky ReLU, linear): (batch, p, H, W) ->
+        logits (batch, H, W, input_dim, Q_LEVELS)."""
+        hidden = self._conv(X_h, self.DIM, self.DIM, (1, 1), "valid", "combined_stack1",
+                            activation="relu")
+        out = self._conv(hidden, self.DIM, self.input_dim * self.Q_LEVELS, (1, 1), "valid",
+                         "combined_stack2").dimshuffle(0, 2, 3, 1)
+        shape = out.shape
+        return out.reshape((shape[0], shape[1], shape[2], self.input_dim, self.Q_LEVELS))
+
+    def output(self):
+        return self.Y
+
+
+def infer_gated_config(arrays):
+    """Config of the GatedPixelCNN whose parameters are ``{name: ndarray}``:
+    ``{"model": "gated", "input_dim", "dim", "num_layers", "q_levels", "condition_dim"}``
+    (condition_dim 0 when unconditional)."""
+    layers = [int(m.group(1)) for m in
+              (re.match(r".*\.vstack(\d+)\.filter$", n) for n in arrays) if m]
+    first = [n for n in arrays if n.endswith(".vstack1.filter")]
+    last = [n for n in arrays if n.endswith(".combined_stack2.filter")]
+    links = [n for n in arrays if n.endswith(".v2h1.filter")]
+    if not layers or len(first) != 1 or len(last) != 1 or len(links) != 1:
+        raise ValueError("these parameters are not a GatedPixelCNN's (no unique vstack1 / "
+                         "v2h1 / combined_stack2 filter)")
+    two_dim, input_dim = arrays[first[0]].shape[:2]
+    out_dim = arrays[last[0]].shape[0]
+    if out_dim % input_dim:
+        raise ValueError("combined_stack2 has {} outputs, not a multiple of input_dim {}".format(
+            out_dim, input_dim))
+    cond = [n for n in arrays if n.endswith(".vcond1.W")]
+    return {"model": "gated", "input_dim": int(input_dim), "dim": int(two_dim // 2),
+            "num_layers": max(layers) + 1, "q_levels": int(out_dim // input_dim),
+            "condition_dim": int(arrays[cond[0]].shape[0]) if cond else 0}

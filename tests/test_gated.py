@@ -1,0 +1,325 @@
+"""GatedPixelCNN: causality and receptive field by gradients, the condition, the gate,
+and the cached sampler against the naive one (image by image and piece by piece).
+
+One Theano function per network (module-scoped) gives the logits, the
+gradients of one output pixel w.r.t. the image and the condition, and every
+stack layer's maps, so that all tests share four compilations.
+"""
+import numpy
+import pytest
+import theano
+import theano.tensor as T
+
+from fast_gated_sampling import CachedGatedPixelCNN, sample_cached_gated
+from lib import WrapperLayer, floatX, make_mask
+from models.gated_pixel_cnn import GatedPixelCNN, infer_gated_config
+from quantize import targets_to_inputs
+from sampling import reconstruct, sample_naive, softmax
+
+PREFIX = "test.gated"
+CONFIGS = [  # (num_layers, q_levels, dim, condition_dim); condition_dim 0: unconditional
+    (2, 2, 4, 3), (3, 5, 4, 4), (4, 8, 6, 5), (3, 3, 4, 0)]
+TOL = dict(rtol=1e-4, atol=1e-5)
+
+
+class Net(object):
+    """A built GatedPixelCNN with random weights and its compiled function.
+
+    ``run(x, h, i, j)`` -> dict of numpy arrays: logits (batch, H, W, 1, Q);
+    dX (batch, H, W, 1) and dH (batch, condition_dim) gradients of a weighted
+    sum of pixel (i, j)'s logits; vertical / above / horizontal: lists of
+    per-layer maps (batch, channels, H, W).
+    """
+
+    def __init__(self, num_layers, q_levels, dim, condition_dim):
+        self.num_layers, self.q_levels, self.dim = num_layers, q_levels, dim
+        self.condition_dim = condition_dim
+        numpy.random.seed(10 * num_layers + condition_dim)
+        X, H = T.tensor4("X"), T.matrix("H")
+        self.layer = GatedPixelCNN(WrapperLayer(X), 1, dim, q_levels, num_layers=num_layers,
+                                   condition=H if condition_dim else None,
+                                   condition_dim=condition_dim, name=PREFIX)
+        for p in self.layer.params:  # random biases too, so that nothing is trivially zero
+            p.set_value(floatX(numpy.random.uniform(-0.6, 0.6, p.get_value().shape)))
+        self.weights = {p.name: p.get_value() for p in self.layer.params}
+        i, j = T.iscalars("i", "j")
+        mix = floatX(numpy.random.RandomState(7).rand(q_levels) + 0.5)
+        target = (self.layer.output()[:, i, j, 0, :] * mix).sum()
+        inputs, grads = ([X, H], [X, H]) if condition_dim else ([X], [X])
+        maps = self.layer.vertical_maps + self.layer.above_maps + self.layer.horizontal_maps
+        self.fn = theano.function(inputs + [i, j],
+                                  [self.layer.output()] + T.grad(target, grads) + maps)
+
+    def run(self, x, h=None, i=0, j=0):
+        args = [floatX(x)] + ([floatX(h)] if self.condition_dim else []) + [i, j]
+        out = self.fn(*args)
+        n, c = self.num_layers - 1, 2 if self.condition_dim else 1
+        maps = out[1 + c:]
+        return {"logits": out[0], "dX": out[1], "dH": out[2] if self.condition_dim else None,
+                "vertical": maps[:n], "above": maps[n:2 * n], "horizontal": maps[2 * n:]}
+
+    def logits_fn(self, h):
+        """The naive sampler's closure: inputs (batch, H, W, 1) -> logits, condition h."""
+        return lambda x: self.run(x, h)["logits"]
+
+    def conditions(self, kind, batch):
+        """(batch, condition_dim) one-hot labels or unit embedding vectors;
+        None when the network is unconditional."""
+        if not self.condition_dim:
+            return None
+        if kind == "one-hot":
+            return floatX(numpy.eye(self.condition_dim)[numpy.arange(batch) % self.condition_dim])
+        v = numpy.random.RandomState(batch).randn(batch, self.condition_dim)
+        return floatX(v / numpy.linalg.norm(v, axis=1, keepdims=True))
+
+
+@pytest.fixture(scope="module", params=CONFIGS,
+                ids=lambda c: "L{}-Q{}-C{}".format(c[0], c[1], c[3]))
+def net(request):
+    return Net(*request.param)
+
+
+def random_image(batch, height, width, seed=0):
+    return floatX(numpy.random.RandomState(seed).rand(batch, height, width, 1))
+
+
+# ----- receptive field ------------------------------------------------------------------
+
+def window(deps, rows, cols):
+    """deps (H, W, ...) boolean; out[r, c] = OR of deps[r + dr, c + dc] over the offsets
+    inside the image (zero padding contributes nothing)."""
+    height, width = deps.shape[:2]
+    out = numpy.zeros_like(deps)
+    for dr in rows:
+        for dc in cols:
+            r0, r1 = max(0, -dr), min(height, height - dr)
+            c0, c1 = max(0, -dc), min(width, width - dc)
+            out[r0:r1, c0:c1] |= deps[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+    return out
+
+
+def promised_field(num_layers, height, width):
+    """(H, W, H, W) boolean: [r, c] is the map of input pixels that output (r, c)
+    depends on, propagated through the windows of models.gated_pixel_cnn."""
+    image = numpy.eye(height * width, dtype=bool).reshape(height, width, height, width)
+    above = window(image, range(-4, 0), range(-3, 4))          # vstack1 rows [:H] -> v2h1
+    vertical = window(image, range(-3, 1), range(-3, 4))       # vstack1 rows [1:H+1], gated
+    horizontal = window(image, [0], range(-3, 0)) | above      # hstack1 (mask 'a') + link
+    for _ in range(num_layers - 2):
+        above = window(vertical, [-2, -1], range(-1, 2))       # vstack -> v2h, rows [:H]
+        horizontal = window(horizontal, [0], [-1, 0]) | above | horizontal  # + residual
+        vertical = window(vertical, [-1, 0], range(-1, 2))     # rows [1:H+1]
+    return horizontal
+
+
+def test_promise_is_causal_and_has_no_blind_spot():
+    """Each row of the field is one contiguous run of columns; rows above the pixel
+    reach from left of it to right of it (clipped at the borders), its own row
+    ends just left of it, and the rows run without a gap down to the pixel."""
+    height, width = 12, 14
+    order = numpy.arange(height * width).reshape(height, width)
+    for layers in range(2, 6):
+        field = promised_field(layers, height, width)
+        for i in range(1, height):
+            for j in range(width):
+                deps = field[i, j]
+                assert not deps[order >= i * width + j].any()
+                rows = numpy.flatnonzero(deps.any(axis=1))
+                assert list(rows) == list(range(rows[0], i + (j > 0))), (layers, i, j)
+                for r in rows:
+                    cols = numpy.flatnonzero(deps[r])
+                    assert list(cols) == list(range(cols[0], cols[-1] + 1))
+                    if r < i:  # from left of the pixel to right of it
+                        assert cols[0] < j or cols[0] == 0, (layers, i, j, r)
+                        assert cols[-1] > j or cols[-1] == width - 1, (layers, i, j, r)
+                    else:      # its own row: up to the pixel on its left
+                        assert cols[-1] == j - 1, (layers, i, j)
+
+
+@pytest.mark.parametrize("height, width", [(7, 9), (8, 8)])
+def test_gradient_support_is_exactly_the_promised_field(net, height, width):
+    field = promised_field(net.num_layers, height, width)
+    x = random_image(2, height, width)
+    h = net.conditions("embedding", 2)
+    later = numpy.arange(height * width).reshape(height, width)
+    for i in range(height):
+        for j in range(width):
+            depends = net.run(x, h, i, j)["dX"][0, :, :, 0] != 0
+            assert not (depends & (later >= i * width + j)).any(), (i, j)  # causal
+            numpy.testing.assert_array_equal(depends, field[i, j], err_msg=str((i, j)))
+
+
+# ----- the condition ---------------------------------------------------------------------
+
+def conditional(net):
+    if not net.condition_dim:
+        pytest.skip("unconditional network")
+
+
+def test_condition_gradient_is_nonzero_at_every_position(net):
+    conditional(net)
+    x, h = random_image(2, 7, 9, seed=1), net.conditions("embedding", 2)
+    for i in range(7):
+        for j in range(9):
+            assert (net.run(x, h, i, j)["dH"] != 0).all(), (i, j)
+
+
+def test_changing_the_condition_changes_every_pixels_distribution(net):
+    conditional(net)
+    x = random_image(3, 7, 9, seed=2)
+    p1 = softmax(net.run(x, net.conditions("one-hot", 3))["logits"])
+    p2 = softmax(net.run(x, net.conditions("embedding", 3))["logits"])
+    change = numpy.abs(p1 - p2).max(axis=-1)
+    assert (change > 1e-6).all() and change.max() > 1e-3  # float32 rounding is ~1e-7
+    numpy.testing.assert_array_equal(p1, softmax(net.run(x, net.conditions("one-hot", 3))
+                                                 ["logits"]))
+
+
+def test_unconditional_network_rejects_and_needs_no_condition():
+    with pytest.raises(ValueError, match="condition"):
+        GatedPixelCNN(WrapperLayer(T.tensor4()), 1, 4, 2, num_layers=2, condition=T.matrix())
+    with pytest.raises(ValueError, match="condition"):
+        GatedPixelCNN(WrapperLayer(T.tensor4()), 1, 4, 2, num_layers=2, condition_dim=3)
+
+
+# ----- one block against NumPy -----------------------------------------------------------
+
+def correlate(x, weight, bias, pad):
+    """Cross-correlation in float64: x (batch, in, H, W), weight (out, in, kh, kw),
+    ``pad`` = (rows, cols) of zeros on each side -> (batch, out, H', W')."""
+    x = numpy.pad(numpy.float64(x), ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    kh, kw = weight.shape[2:]
+    oh, ow = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    out = sum(numpy.einsum("bchw,oc->bohw", x[:, :, r:r + oh, c:c + ow], weight[:, :, r, c])
+              for r in range(kh) for c in range(kw))
+    return out + bias[None, :, None, None]
+
+
+def numpy_gate(pre, bias):
+    """tanh(a) * sigmoid(b) of pre (batch, 2p, H, W) + bias (batch, 2p) -> (batch, p, H, W)."""
+    a = pre + bias[:, :, None, None]
+    p = a.shape[1] // 2
+    return numpy.tanh(a[:, :p]) / (1.0 + numpy.exp(-a[:, p:]))
+
+
+def reference_layer(w, n, x, h, v_in, h_in):
+    """Layer n (1-based) from the weights w and the layer's inputs (Theano layout):
+    returns (vertical, above, horizontal) maps."""
+    def get(layer):
+        key = "%s.%s%d" % (PREFIX, layer, n)
+        return numpy.float64(w[key + ".filter"]), numpy.float64(w[key + ".b"])
+
+    def cond(stack):  # (batch, 2p) bias of the condition; zero when unconditional
+        if h is None:
+            return numpy.zeros((len(x), len(w[PREFIX + ".v2h1.b"])))
+        return numpy.float64(h).dot(w["%s.%scond%d.W" % (PREFIX, stack, n)])
+
+    height, width = x.shape[1:3]
+    pad_v = (4, 3) if n == 1 else (2, 1)
+    pre = correlate(x.transpose(0, 3, 1, 2) if n == 1 else v_in, *get("vstack"), pad_v)
+    above = correlate(pre[:, :, :height], *get("v2h"), (0, 0))
+    vertical = numpy_gate(pre[:, :, 1:height + 1], cond("v"))
+    if n == 1:
+        filt, b = get("hstack")
+        left = correlate(x.transpose(0, 3, 1, 2), filt * make_mask(filt.shape, "a"), b, (0, 3))
+        return vertical, above, numpy_gate(left + above, cond("h"))
+    left = correlate(h_in, *get("hstack"), (0, 1))[:, :, :, :width]
+    gated = numpy_gate(left + above, cond("h"))
+    return vertical, above, correlate(gated, *get("h2hstack"), (0, 0)) + h_in
+
+
+def test_every_layer_is_the_gated_block_computed_from_its_weights(net):
+    """Vertical gate, link, horizontal gate, 1x1 and residual of each layer, from
+    the Theano maps of the layer below, against a float64 NumPy computation."""
+    x, h = random_image(2, 6, 7, seed=3), net.conditions("embedding", 2)
+    out = net.run(x, h)
+    for n in range(1, net.num_layers):
+        v_in = out["vertical"][n - 2] if n > 1 else None
+        h_in = out["horizontal"][n - 2] if n > 1 else None
+        ref = reference_layer(net.weights, n, x, h, v_in, h_in)
+        for name, expected in zip(("vertical", "above", "horizontal"), ref):
+            numpy.testing.assert_allclose(out[name][n - 1], expected, err_msg=name, **TOL)
+
+
+def test_parameter_names_and_config_round_trip(net):
+    names = set(net.weights)
+    for n in range(1, net.num_layers):
+        assert {"%s.vstack%d.filter" % (PREFIX, n), "%s.v2h%d.b" % (PREFIX, n)} <= names
+        assert ("%s.hcond%d.W" % (PREFIX, n) in names) == bool(net.condition_dim)
+    assert infer_gated_config(net.weights) == {
+        "model": "gated", "input_dim": 1, "dim": net.dim, "num_layers": net.num_layers,
+        "q_levels": net.q_levels, "condition_dim": net.condition_dim}
+
+
+# ----- the cached sampler ----------------------------------------------------------------
+
+def cached(net):
+    return CachedGatedPixelCNN(net.weights, PREFIX, net.num_layers, 1, net.q_levels)
+
+
+@pytest.mark.parametrize("kind", ["one-hot", "embedding"])
+@pytest.mark.parametrize("height, width, seed", [(7, 9, 0), (8, 8, 1)])
+def test_cached_and_naive_draw_identical_images(net, kind, height, width, seed):
+    if kind == "embedding" and not net.condition_dim:
+        pytest.skip("unconditional network: one case is enough")
+    h = net.conditions(kind, 3)
+    naive = sample_naive(net.logits_fn(h), 3, height, width, 1, net.q_levels, seed=seed,
+                         progress=False)
+    fast = sample_cached_gated(cached(net), 3, height, width, condition=h, seed=seed,
+                               progress=False)
+    numpy.testing.assert_array_equal(fast, naive)
+    assert len(numpy.unique(naive)) > 1  # a real draw, not a constant image
+
+
+def test_cached_reconstruction_equals_the_single_pass_one(net):
+    h = net.conditions("embedding", 3)
+    truth = numpy.random.RandomState(5).randint(0, net.q_levels, size=(3, 7, 9, 1))
+    numpy.testing.assert_array_equal(
+        sample_cached_gated(cached(net), 3, 7, 9, condition=h, seed=4, progress=False,
+                            given=truth.astype(numpy.uint8)),
+        reconstruct(net.logits_fn(h), truth, net.q_levels, seed=4))
+
+
+def test_one_condition_vector_serves_all_images(net):
+    conditional(net)
+    h = net.conditions("one-hot", 1)
+    one = sample_cached_gated(cached(net), 2, 5, 5, condition=h[0], seed=3, progress=False)
+    both = sample_cached_gated(cached(net), 2, 5, 5, condition=numpy.repeat(h, 2, axis=0),
+                               seed=3, progress=False)
+    numpy.testing.assert_array_equal(one, both)
+
+
+def test_cached_sampler_checks_the_condition(net):
+    sampler = cached(net)
+    wrong = None if net.condition_dim else numpy.ones((2, 3))
+    with pytest.raises(ValueError, match="condition"):
+        sampler.start(2, 5, wrong)
+
+
+def test_row_and_pixel_pieces_equal_the_full_network(net):
+    """Feed a known image through the cached evaluator and compare every row's
+    link maps and gated vertical rows, every horizontal column and every
+    pixel's logits with slices of the full network's activations."""
+    height, width = 6, 9
+    h = net.conditions("embedding", 2)
+    truth = numpy.random.RandomState(3).randint(0, net.q_levels, size=(2, height, width, 1))
+    inputs = targets_to_inputs(truth, net.q_levels)
+    full = net.run(inputs, h)
+    row_of = lambda m, i: m[:, :, i].transpose(0, 2, 1)  # noqa: E731  (batch, W, channels)
+    sampler = cached(net)
+    sampler.start(2, width, h)
+    for i in range(height):
+        sampler.start_row()
+        for n in range(net.num_layers - 1):
+            numpy.testing.assert_allclose(sampler.above[n], row_of(full["above"][n], i), **TOL)
+        for j in range(width):
+            numpy.testing.assert_allclose(sampler.pixel_logits(j), full["logits"][:, i, j],
+                                          **TOL)
+            for n in range(net.num_layers - 1):
+                numpy.testing.assert_allclose(sampler.h[n][:, j + 1],
+                                              full["horizontal"][n][:, :, i, j], **TOL)
+            sampler.set_pixel(j, inputs[:, i, j])
+        sampler.finish_row(inputs[:, i])
+        for n in range(net.num_layers - 1):  # the newest cached vertical row is row i
+            numpy.testing.assert_allclose(sampler.v_rows[n][:, 1],
+                                          row_of(full["vertical"][n], i), **TOL)
