@@ -52,7 +52,7 @@ class CachedGatedPixelCNN(object):
     """GatedPixelCNN evaluated row by row and pixel by pixel from its weights.
 
     weights: ``{name: ndarray}`` with GatedPixelCNN's names under ``prefix``;
-    the model is conditional when ``<prefix>.vcond1.W`` is among them.
+    the model is conditional when ``<prefix>.hcond1.W`` is among them.
     """
 
     def __init__(self, weights, prefix, num_layers, input_dim, q_levels):
@@ -66,8 +66,8 @@ class CachedGatedPixelCNN(object):
                     numpy.asarray(weights[key + ".b"], dtype=F32))
 
         self.dim = get("vstack1")[0].shape[0] // 2
-        self.conditional = prefix + ".vcond1.W" in weights
-        self.condition_dim = get("vcond1", ".W").shape[0] if self.conditional else 0
+        self.conditional = prefix + ".hcond1.W" in weights
+        self.condition_dim = get("hcond1", ".W").shape[0] if self.conditional else 0
         hw, hb = get("hstack1")
         self.h1 = (hw * make_mask(hw.shape, "a"), hb)
         self.layers = []  # per stack layer 1 .. num_layers-1
@@ -76,7 +76,10 @@ class CachedGatedPixelCNN(object):
             if i > 1:
                 layer["h"], layer["h2h"] = get("hstack%d" % i), get("h2hstack%d" % i)
             if self.conditional:
-                layer["vcond"], layer["hcond"] = get("vcond%d" % i, ".W"), get("hcond%d" % i, ".W")
+                layer["hcond"] = get("hcond%d" % i, ".W")
+                # the last vertical gate feeds nothing, so it has no condition matrix
+                layer["vcond"] = get("vcond%d" % i, ".W") if i < num_layers - 1 \
+                    else numpy.zeros_like(layer["hcond"])
             self.layers.append(layer)
         self.c1, self.c2 = get("combined_stack1"), get("combined_stack2")
 

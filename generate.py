@@ -18,9 +18,10 @@ import numpy
 
 import images
 import quantize
-from lib.checkpoint import CheckpointError, load_arrays
+from lib.checkpoint import CheckpointError, read_checkpoint
 
 EXIT_BAD_INPUT = 2
+DEFAULT_NUM = 25
 
 
 class UsageError(Exception):
@@ -35,7 +36,14 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", required=True,
                    help="parameters to load: our .npz (or a training state.npz) or a "
                         "pickle written by the original code")
-    p.add_argument("--num", type=int, default=25, help="how many images to draw")
+    p.add_argument("--num", type=int, default=None,
+                   help="how many images to draw (default 25; with --labels all, per "
+                        "digit: num // 10, default 10)")
+    p.add_argument("--label", type=int, default=None,
+                   help="class-conditional checkpoints: draw this digit (0..9)")
+    p.add_argument("--labels", default=None, metavar="all",
+                   help="class-conditional checkpoints: 'all' draws a grid with one row "
+                        "per digit")
     p.add_argument("--seed", type=int, default=0, help="same seed, same images")
     p.add_argument("--out", default="samples.png",
                    help="grid picture to write; the images also go to the same name .npy")
@@ -63,7 +71,7 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    if args.num < 1:
+    if args.num is not None and args.num < 1:
         raise UsageError("--num must be at least 1, got {}".format(args.num))
     if args.reconstruct is not None and args.reconstruct < 1:
         raise UsageError("--reconstruct must be at least 1, got {}".format(args.reconstruct))
@@ -83,14 +91,15 @@ def load_checkpoint(args):
     """(config, weights renamed to the builder's prefix) from --checkpoint and overrides."""
     from models import build as builder
     try:
-        arrays = load_arrays(args.checkpoint)
+        arrays, meta = read_checkpoint(args.checkpoint)
     except CheckpointError as err:
         raise UsageError(str(err))
     if any(k.startswith("param/") for k in arrays):  # a training state.npz
         arrays = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     try:
-        config = builder.infer_config(arrays)
-    except ValueError as err:
+        config = dict(meta) if meta else builder.infer_config(arrays)
+        builder.condition_dim(config)
+    except (ValueError, TypeError) as err:
         raise UsageError("{}: {}".format(args.checkpoint, err))
     for key in ("num_layers", "dim", "input_dim", "q_levels"):
         if getattr(args, key) is not None:
@@ -110,21 +119,6 @@ def build_with_weights(config, weights, source):
     return net
 
 
-def naive_logits_fn(net):
-    """Compile the whole network: (num, height, width, input_dim) -> logits."""
-    import theano
-    return theano.function([net.X], net.logits)
-
-
-def cached_net(net):
-    """The same network, evaluated row by row and pixel by pixel in NumPy."""
-    from fast_sampling import CachedPixelConv
-    from models import build as builder
-    c = net.config
-    return CachedPixelConv(net.model.param_values(), builder.PREFIX, c["num_layers"],
-                           c["input_dim"], c["q_levels"])
-
-
 def load_test_targets(args, config):
     import mnist_data
     try:
@@ -135,42 +129,56 @@ def load_test_targets(args, config):
     return targets[..., None]
 
 
+def labels_for(args, net, num):
+    """(labels (num,) or None, grid shape or None) from --label / --labels."""
+    if args.label is None and args.labels is None:
+        if net.H is not None:
+            raise UsageError("this checkpoint is class-conditional: choose a digit with "
+                             "--label D or --labels all")
+        return None, None
+    if net.H is None:
+        raise UsageError("--label/--labels need a class-conditional checkpoint (trained "
+                         "with --model gated --conditional class); this one is not")
+    if args.labels is not None:
+        if args.labels != "all":
+            raise UsageError("--labels takes 'all', got {!r}".format(args.labels))
+        per_row = max(1, args.num // 10) if args.num is not None else 10
+        return numpy.repeat(numpy.arange(10), per_row), (10, per_row)
+    if not 0 <= args.label <= 9:
+        raise UsageError("--label must be a digit 0..9, got {}".format(args.label))
+    return numpy.full(num, args.label), None
+
+
 def generate(args):
     """Run as ``args`` says; returns the drawn bins (num, height, width, input_dim)."""
-    import sampling
+    from models import build as builder
     check_args(args)
     config, weights = load_checkpoint(args)
-    q = config["q_levels"]
-    given = load_test_targets(args, config) if args.reconstruct else None
-    num, height, width = (args.num, args.height, args.width) if given is None \
-        else given.shape[:3]
     net = build_with_weights(config, weights, args.checkpoint)
-    if args.sampler == "naive":
-        logits_fn = naive_logits_fn(net)
-        if given is None:
-            bins = sampling.sample_naive(logits_fn, num, height, width, config["input_dim"], q,
-                                         seed=args.seed, temperature=args.temperature,
-                                         progress=not args.no_progress)
-        else:
-            bins = sampling.reconstruct(logits_fn, given, q, seed=args.seed,
-                                        temperature=args.temperature)
+    given = load_test_targets(args, config) if args.reconstruct else None
+    labels, grid = labels_for(args, net, args.num or DEFAULT_NUM)
+    if given is not None:
+        num, height, width = given.shape[:3]
+        if labels is not None:
+            labels = labels[:num] if len(labels) >= num else numpy.resize(labels, num)
     else:
-        from fast_sampling import sample_cached
-        bins = sample_cached(cached_net(net), num, height, width, seed=args.seed,
-                             temperature=args.temperature, progress=not args.no_progress,
-                             given=given)
-    save_outputs(args.out, quantize.to_display(bins, q))
+        num = len(labels) if labels is not None else (args.num or DEFAULT_NUM)
+        height, width = args.height, args.width
+    bins = net.sample(num, height, width, seed=args.seed, temperature=args.temperature,
+                      progress=not args.no_progress, given=given, sampler=args.sampler,
+                      condition=None if labels is None else builder.one_hot(labels))
+    save_outputs(args.out, quantize.to_display(bins, config["q_levels"]), grid)
     return bins
 
 
-def save_outputs(png_path, pictures):
+def save_outputs(png_path, pictures, grid=None):
     """Write the grid PNG and the .npy; on failure neither is left behind."""
     from lib.checkpoint import atomic_write
     pictures = pictures[..., 0] if pictures.shape[-1] == 1 else pictures
     npy_path = os.path.splitext(png_path)[0] + ".npy"
     atomic_write(npy_path, lambda f: numpy.save(f, pictures))
     try:
-        images.save_grid(png_path, pictures)
+        images.save_grid(png_path, pictures, *(grid or (None, None)))
     except BaseException:
         os.remove(npy_path)
         raise

@@ -31,8 +31,6 @@ from tqdm import tqdm
 import images
 import mnist_data
 import quantize
-import sampling
-from fast_sampling import CachedPixelConv, sample_cached
 from lib.checkpoint import CheckpointError, atomic_write, load_arrays, save_arrays
 from lib.training import compile_train_step, nll_per_example, nll_per_subpixel
 from models import build as builder
@@ -45,7 +43,7 @@ PRINT_EVERY = 100
 NUM_PICTURES, GRID = 25, (5, 5)
 
 # Options saved in config.json; a resumed run reuses them (except "epochs").
-CONFIG_KEYS = ("num_layers", "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
+CONFIG_KEYS = ("model", "conditional", "num_layers", "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
                "grad_clip", "epochs", "seed", "dataset", "train_limit", "valid_limit",
                "save_original_format", "samples_every", "state_every")
 
@@ -68,6 +66,13 @@ def build_parser():
                     "reported in nats per sub-pixel.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     m = p.add_argument_group("model (defaults: the original's constants, 10 layers)")
+    m.add_argument("--model", choices=builder.MODELS, default="pixelconv",
+                   help="pixelconv: the original's vertical/horizontal stacks; gated: "
+                        "the same with tanh*sigmoid gates (can be class-conditional); "
+                        "masked: masked convolutions (has a blind spot); rowlstm / "
+                        "diagbilstm: PixelRNN layers (num-layers counts their LSTM layers)")
+    m.add_argument("--conditional", choices=sorted(builder.CONDITIONS), default="none",
+                   help="class: condition the gated model on the digit label")
     m.add_argument("--num-layers", type=int, default=10,
                    help="layers of the network: the 7x7 first layer, num_layers-2 "
                         "stack blocks, then the 1x1 output layers (>= 2)")
@@ -156,13 +161,17 @@ class Trainer(object):
         q = config["q_levels"]
         self.train_x, self.train_t = quantize.quantize(data["train_images"][..., None], q)
         self.valid_x, self.valid_t = quantize.quantize(data["test_images"][..., None], q)
+        self.conditional = self.net.H is not None
+        if self.conditional:  # one-hot digit labels, (num, 10) float32
+            self.train_h = builder.one_hot(data["train_labels"][:len(self.train_x)])
+            self.valid_h = builder.one_hot(data["test_labels"][:len(self.valid_x)])
 
         X_r = theano.tensor.itensor4("X_r")
         cost = nll_per_subpixel(self.net.logits, X_r)
+        inputs = [self.net.X, X_r] + self.net.inputs[1:]
         self.train_fn, self.opt_state = compile_train_step(
-            [self.net.X, X_r], cost, self.params, config["lr"], config["grad_clip"])
-        self.nll_fn = theano.function([self.net.X, X_r], nll_per_example(self.net.logits, X_r))
-        self.logits_fn = theano.function([self.net.X], self.net.logits)
+            inputs, cost, self.params, config["lr"], config["grad_clip"])
+        self.nll_fn = theano.function(inputs, nll_per_example(self.net.logits, X_r))
         self.epoch, self.iteration, self.history = 0, 0, []
         self.cost_sum, self.cost_count = 0.0, 0  # training costs of the current epoch
 
@@ -194,7 +203,7 @@ class Trainer(object):
                 "good state is kept in {}; try a lower --lr or --grad-clip".format(
                     ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else ""),
                     self.epoch + 1, self.iteration, self.state_path))
-        save_arrays(self.state_path, arrays)
+        save_arrays(self.state_path, arrays, meta=model_description(self.config))
 
     def load_state(self, path):
         """Restore a state written by ``save_state``; raises CheckpointError."""
@@ -240,7 +249,7 @@ class Trainer(object):
         """
         bs = self.config["batch_size"]
         idx = order[self.iteration * bs:(self.iteration + 1) * bs]
-        cost = float(self.train_fn(self.train_x[idx], self.train_t[idx]))
+        cost = float(self.train_fn(*self.batch("train", idx)))
         if not numpy.isfinite(cost):
             raise DivergedError(
                 "the training cost became {} at epoch {}, iteration {}; stopping. The "
@@ -250,6 +259,12 @@ class Trainer(object):
         self.cost_count += 1
         self.iteration += 1
         return cost
+
+    def batch(self, split, idx):
+        """Function arguments for images ``idx`` of ``split``: inputs, targets
+        and, for a conditional model, the one-hot labels."""
+        x, t = getattr(self, split + "_x")[idx], getattr(self, split + "_t")[idx]
+        return (x, t, getattr(self, split + "_h")[idx]) if self.conditional else (x, t)
 
     def mean_cost(self):
         """Mean training cost of the current epoch so far (NaN before any step)."""
@@ -289,8 +304,7 @@ class Trainer(object):
         bs = self.config["valid_batch_size"]
         total = 0.0
         for start in range(0, len(self.valid_x), bs):
-            total += float(self.nll_fn(self.valid_x[start:start + bs],
-                                       self.valid_t[start:start + bs]).sum())
+            total += float(self.nll_fn(*self.batch("valid", slice(start, start + bs))).sum())
         return total / self.valid_t.size
 
     def end_of_epoch(self, train_cost, elapsed):
@@ -321,7 +335,7 @@ class Trainer(object):
     def write_checkpoint(self, epoch, nll):
         """The epoch's parameters, named with the epoch and the validation NLL."""
         path = os.path.join(self.out_dir, "epoch_{:03d}_val_{:.5f}".format(epoch, nll))
-        self.net.model.save_params(path + ".npz")
+        self.net.model.save_params(path + ".npz", meta=model_description(self.config))
         if self.config.get("save_original_format"):
             self.net.model.save_params(path + ".pkl", original_format=True)
 
@@ -336,18 +350,19 @@ class Trainer(object):
     def write_pictures(self, epoch):
         """25 reconstructions (every epoch) and 25 samples (every samples_every
         epochs), each as a 5x5 grid."""
-        c, q = self.config, self.config["q_levels"]
+        c = self.config
         seed = [c["seed"], epoch]
-        recon = sampling.reconstruct(self.logits_fn, self.valid_t[:NUM_PICTURES], q,
-                                     seed=seed)
+        truth = self.valid_t[:NUM_PICTURES]
+        h, w = truth.shape[1:3]
+        recon = self.net.sample(len(truth), h, w, seed=seed, progress=False, given=truth,
+                                condition=self.valid_h[:len(truth)] if self.conditional else None)
         self.save_pictures("epoch_{:03d}_reconstructions.png".format(epoch), recon)
         every = c.get("samples_every", 1)
         if every and epoch % every == 0:
-            h, w = self.valid_t.shape[1:3]
-            cached = CachedPixelConv(self.net.model.param_values(), builder.PREFIX,
-                                     c["num_layers"], 1, q)
-            samples = sample_cached(cached, NUM_PICTURES, h, w, seed=seed,
-                                    progress=self.progress)
+            labels = numpy.arange(NUM_PICTURES) % builder.NUM_CLASSES  # 0..9, 0..9, 0..4
+            samples = self.net.sample(NUM_PICTURES, h, w, seed=seed, progress=self.progress,
+                                      condition=builder.one_hot(labels)
+                                      if self.conditional else None)
             self.save_pictures("epoch_{:03d}_samples.png".format(epoch), samples)
 
     def save_pictures(self, name, bins):
@@ -358,10 +373,20 @@ class Trainer(object):
 
 # ----- setting a run up -----------------------------------------------------------
 
+def model_description(config):
+    """The part of a run's config that rebuilds its network (stored in checkpoints)."""
+    return {k: config[k] for k in ("model", "conditional", "input_dim", "dim", "num_layers",
+                                   "q_levels")}
+
+
 def new_config(args):
     """(output folder, config) of a fresh run."""
     config = {k: getattr(args, k) for k in CONFIG_KEYS}
-    config.update(model="pixelconv", input_dim=1)
+    config.update(input_dim=1)
+    try:
+        builder.condition_dim(config)
+    except ValueError as err:
+        raise RunError(str(err))
     return args.out_dir, config
 
 
@@ -380,6 +405,7 @@ def saved_config(args):
         raise RunError("{} is not a run's config: {} missing".format(
             os.path.join(out_dir, CONFIG_FILE), ", ".join(missing)))
     config.setdefault("model", "pixelconv")
+    config.setdefault("conditional", "none")
     config.setdefault("input_dim", 1)
     config.setdefault("dataset", "mnist")
     config.setdefault("valid_batch_size", 200)

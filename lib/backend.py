@@ -7,6 +7,8 @@ Importing ``lib`` imports this module first. It
   NumPy's C-API BLAS; Theano 1.0.5 on NumPy 1.23 fails to import without
   it), unless the user already chose a value in ``THEANO_FLAGS`` or in a
   ``.theanorc`` file: the user's choice always wins;
+* makes ``theano.scan`` use its Python loop on Python >= 3.11 (see
+  ``_use_python_scan_loop``);
 * registers ``theano.tensor.signal.downsample``, a module Theano 1.0 removed
   but Lasagne 0.1 still imports, as a thin alias of ``theano.tensor.signal.pool``
   so that ``import lasagne`` (and ``lasagne.updates.adam``) works.
@@ -80,8 +82,25 @@ def _register_downsample_alias():
     theano.tensor.signal.downsample = alias
 
 
+SCAN_CYTHON_MODULE = "theano.scan_module.scan_perform_ext"
+
+
+def _use_python_scan_loop():
+    """Make ``theano.scan`` run its Python loop over steps.
+
+    Theano 1.0.5 ships its Cython scan loop as pre-generated C that does not
+    compile on Python 3.11 (changed internal headers), and it does not catch
+    that compile error. It does fall back to the Python loop when importing
+    the module raises ImportError, which a ``None`` in ``sys.modules`` causes.
+    The step functions themselves are still compiled C.
+    """
+    if sys.version_info >= (3, 11) and SCAN_CYTHON_MODULE not in sys.modules:
+        sys.modules[SCAN_CYTHON_MODULE] = None
+
+
 if "theano" not in sys.modules:
     configure_environment()
+_use_python_scan_loop()
 import theano  # noqa: E402  (must come after the environment is set)
 
 _register_downsample_alias()

@@ -10,6 +10,7 @@ rebuild NumPy arrays and dtypes inside a dict and nothing else, so loading a
 checkpoint never runs code from it.
 """
 import io
+import json
 import os
 import pickle
 import tempfile
@@ -57,9 +58,15 @@ def atomic_write(path, write):
         raise
 
 
-def save_arrays(path, arrays):
-    """Write ``{name: array}`` to ``path`` as an .npz, atomically, without pickle."""
+META_KEY = "__meta__"  # optional JSON description of the model, stored as uint8 bytes
+
+
+def save_arrays(path, arrays, meta=None):
+    """Write ``{name: array}`` to ``path`` as an .npz, atomically, without pickle.
+    ``meta`` (a JSON-serialisable dict, e.g. the model config) is stored beside them."""
     arrays = {name: numpy.asarray(value) for name, value in arrays.items()}
+    if meta is not None:
+        arrays[META_KEY] = numpy.frombuffer(json.dumps(meta).encode(), dtype=numpy.uint8)
     atomic_write(path, lambda f: numpy.savez(f, **arrays))
 
 
@@ -85,6 +92,24 @@ def _check_arrays(obj, path):
 
 def load_arrays(path):
     """Read a checkpoint (our .npz or an original pickle) as ``{name: ndarray}``."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path):
+    """(``{name: ndarray}``, meta dict or None) of a checkpoint."""
+    arrays = _read_arrays(path)
+    meta = arrays.pop(META_KEY, None)
+    if meta is not None:
+        try:
+            meta = json.loads(meta.tobytes().decode())
+        except ValueError:
+            raise CheckpointError("{}: its model description is not valid JSON".format(path))
+        if not isinstance(meta, dict):
+            raise CheckpointError("{}: its model description is not a dict".format(path))
+    return arrays, meta
+
+
+def _read_arrays(path):
     try:
         with open(path, "rb") as f:
             data = f.read()

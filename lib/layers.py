@@ -3,6 +3,16 @@
 Convolutions work on Theano's layout ``(batch, channels, height, width)``;
 filters are ``(out_channels, in_channels, rows, cols)``.  Every layer has a
 ``name``, a ``params`` list of shared variables and an ``output()`` method.
+
+Colour masks (PixelRNN paper, section 3.4). With ``colour_groups = G`` > 1 the
+feature maps of every tensor are split into G consecutive groups, one per
+colour: of a tensor with C channels, channel c belongs to group
+``c * G // C``. For the image itself (C = G) that is the channel index
+(R = 0, G = 1, B = 2); for a 1x1 output layer with ``G * Q_LEVELS`` channels
+laid out as ``(G, Q_LEVELS)`` it is the colour whose logits the channel holds.
+Only the centre tap is affected: output group g sees input group h there when
+h < g (mask 'a') or h <= g (mask 'b'). ``colour_groups=1`` gives exactly the
+plain masks.
 """
 import numpy
 import theano
@@ -17,8 +27,20 @@ def uniform(stdev, size, rng=numpy.random):
     return rng.uniform(low=-bound, high=bound, size=size).astype(theano.config.floatX)
 
 
-def make_mask(filter_shape, masktype):
-    """Causal mask for a filter of shape ``(out, in, rows, cols)``.
+def channel_groups(channels, colour_groups):
+    """Colour group of each of ``channels`` feature maps: int array ``(channels,)``.
+
+    Channel c belongs to group ``c * colour_groups // channels`` (consecutive,
+    near-equal blocks); every group must get at least one channel.
+    """
+    if colour_groups < 1 or channels < colour_groups:
+        raise ValueError("cannot split {} channels into {} colour groups".format(
+            channels, colour_groups))
+    return numpy.arange(channels) * colour_groups // channels
+
+
+def make_mask(filter_shape, masktype, colour_groups=1):
+    """Causal mask for a filter of shape ``(out, in, rows, cols)``, same shape out.
 
     Ones on the rows above the centre and, on the centre row, left of the
     centre; mask 'b' also keeps the centre tap, mask 'a' drops it::
@@ -27,25 +49,37 @@ def make_mask(filter_shape, masktype):
                                 1 1 1        1 1 1
                                 1 0 0        1 1 0
                                 0 0 0        0 0 0
+
+    With ``colour_groups`` > 1 the centre tap from input channel i to output
+    channel o is kept when ``group(i) < group(o)`` ('a') or ``<=`` ('b'), the
+    groups as in :func:`channel_groups`; ``colour_groups=1`` is the above.
     """
     if masktype not in ("a", "b"):
         raise ValueError("masktype must be None, 'a' or 'b', got {!r}".format(masktype))
+    out_groups = channel_groups(filter_shape[0], colour_groups)
+    in_groups = channel_groups(filter_shape[1], colour_groups)
     rows, cols = filter_shape[2], filter_shape[3]
     mask = numpy.zeros(filter_shape, dtype=theano.config.floatX)
     mask[:, :, :rows // 2, :] = 1.0
     mask[:, :, rows // 2, :cols // 2] = 1.0
-    if masktype == "b":
-        mask[:, :, rows // 2, cols // 2] = 1.0
+    if masktype == "a":
+        centre = out_groups[:, None] > in_groups[None, :]
+    else:
+        centre = out_groups[:, None] >= in_groups[None, :]
+    mask[:, :, rows // 2, cols // 2] = centre
     return mask
 
 
-def conv_filter(filter_shape, masktype=None, name=""):
-    """Glorot-uniform filter; returns (shared parameter, filter used in the conv).
+def conv_filter(filter_shape, masktype=None, name="", colour_groups=1):
+    """Glorot-uniform filter ``(out, in, rows, cols)``; returns (shared
+    parameter, filter used in the conv).
 
     std = sqrt(2 / (fan_in + fan_out)), times sqrt(2) when masked (about half
     of the taps are zero). The masked filter is ``parameter * mask``, so the
-    masked taps get zero gradient.
+    masked taps get zero gradient. ``colour_groups`` as in :func:`make_mask`.
     """
+    if masktype is None and colour_groups != 1:
+        raise ValueError("colour_groups={} needs a masktype ('a' or 'b')".format(colour_groups))
     fan_in = numpy.prod(filter_shape[1:])
     fan_out = filter_shape[0] * numpy.prod(filter_shape[2:])
     init = uniform(numpy.sqrt(2.0 / (fan_in + fan_out)), filter_shape)
@@ -54,7 +88,7 @@ def conv_filter(filter_shape, masktype=None, name=""):
     param = theano.shared(init, name=name)
     if masktype is None:
         return param, param
-    return param, param * make_mask(filter_shape, masktype)
+    return param, param * make_mask(filter_shape, masktype, colour_groups)
 
 
 def bias(length, name=""):
@@ -94,11 +128,13 @@ class Conv2D(Layer):
     output ``(batch, output_channels, height', width')`` where the output size
     follows Theano's ``border_mode`` ('half', 'valid', 'full' or (pad_rows,
     pad_cols)). ``filter_size`` is an int or a (rows, cols) tuple; parameters
-    are ``<name>.filter`` and ``<name>.b``.
+    are ``<name>.filter`` and ``<name>.b``. ``colour_groups`` > 1 (masked
+    filters only) adds the colour masks of :func:`make_mask`.
     """
 
     def __init__(self, input_layer, input_channels, output_channels, filter_size,
-                 subsample=(1, 1), border_mode="half", masktype=None, activation=None, name=""):
+                 subsample=(1, 1), border_mode="half", masktype=None, activation=None, name="",
+                 colour_groups=1):
         Layer.__init__(self, name)
         self.X = input_layer.output()
         self.subsample = subsample
@@ -109,7 +145,8 @@ class Conv2D(Layer):
         else:
             self.filter_shape = (output_channels, input_channels, filter_size, filter_size)
 
-        self.filter_param, self.filter = conv_filter(self.filter_shape, masktype, name + ".filter")
+        self.filter_param, self.filter = conv_filter(self.filter_shape, masktype, name + ".filter",
+                                                     colour_groups)
         self.bias = bias((output_channels,), name + ".b")
         self.params = [self.filter_param, self.bias]
 

@@ -33,10 +33,13 @@ class Model(object):
         out("Note: Effective number of parameters might be less due to masking!!")
         return self.count_params()
 
-    def save_params(self, file_name, original_format=False):
-        """Save all parameters atomically: ``.npz`` (no pickle) or, on request,
-        the original's pickled ``dict``."""
-        (save_pickle if original_format else save_arrays)(file_name, self.param_values())
+    def save_params(self, file_name, original_format=False, meta=None):
+        """Save all parameters atomically: ``.npz`` (no pickle, with the optional
+        ``meta`` dict beside them) or, on request, the original's pickled ``dict``."""
+        if original_format:
+            save_pickle(file_name, self.param_values())
+        else:
+            save_arrays(file_name, self.param_values(), meta=meta)
 
     def load_params(self, file_name):
         """Load every parameter from a checkpoint (ours or the original's).

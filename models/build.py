@@ -1,11 +1,22 @@
-"""Build a network from a small config dict, and read that config back off a checkpoint.
+"""Build any of the project's networks from a small config dict, and sample from it.
 
-A config is ``{"model": "pixelconv", "input_dim", "dim", "num_layers", "q_levels"}``.
-Parameter names follow the original MNIST script (``MNIST.pixelCNN.pxCNN.<layer>``)
-so that its checkpoints load.
+A config is ``{"model", "input_dim", "dim", "num_layers", "q_levels"}`` plus,
+for the gated model, ``"conditional": "none" | "class"``. Models:
+
+    pixelconv   the faithful pixelConv (models/pixel_conv.py)
+    gated       gated stacks, optionally class-conditional (models/gated_pixel_cnn.py)
+    masked      masked-convolution PixelCNN, with its blind spot (models/masked_pixel_cnn.py)
+    rowlstm     PixelRNN with Row LSTM layers (models/pixel_rnn.py)
+    diagbilstm  PixelRNN with Diagonal BiLSTM layers (models/pixel_rnn.py)
+
+Parameter names start with ``MNIST.pixelCNN.pxCNN`` as in the original MNIST
+script, so its checkpoints load. Our checkpoints store the config beside the
+weights; for the original's, :func:`infer_config` reads it off the shapes.
 """
 import re
 
+import numpy
+import theano
 import theano.tensor as T
 
 from lib import Model, WrapperLayer
@@ -13,52 +24,163 @@ from models.pixel_conv import pixelConv
 
 MODEL_NAME = "MNIST.pixelCNN"
 PREFIX = MODEL_NAME + ".pxCNN"
+MODELS = ("pixelconv", "gated", "masked", "rowlstm", "diagbilstm")
+CONDITIONS = {"none": 0, "class": 10}  # condition -> size of the vector h
+NUM_CLASSES = 10
+
+
+def condition_dim(config):
+    """Length of the conditioning vector h for ``config`` (0: unconditional)."""
+    conditional = config.get("conditional", "none")
+    if conditional not in CONDITIONS:
+        raise ValueError("unknown conditioning {!r}; choose one of {}".format(
+            conditional, ", ".join(CONDITIONS)))
+    if conditional != "none" and config.get("model", "pixelconv") != "gated":
+        raise ValueError("only the gated model can be conditioned (--model gated)")
+    return CONDITIONS[conditional]
+
+
+def one_hot(labels, num_classes=NUM_CLASSES):
+    """Integer labels (n,) -> float32 one-hot rows (n, num_classes)."""
+    labels = numpy.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError("labels must lie in 0..{}, got {}..{}".format(
+            num_classes - 1, labels.min(), labels.max()))
+    return numpy.eye(num_classes, dtype=numpy.float32)[labels]
 
 
 class Network(object):
-    """A built model: ``X`` (batch, height, width, input_dim) float32 input and
-    ``logits`` (batch, height, width, input_dim, q_levels)."""
+    """A built model.
 
-    def __init__(self, config, model, X, layer):
-        self.config, self.model, self.X, self.layer = config, model, X, layer
+    ``X``: (batch, height, width, input_dim) float32 input; ``H``: (batch,
+    condition_dim) condition or None; ``logits``: (batch, height, width,
+    input_dim, q_levels).
+    """
+
+    def __init__(self, config, model, X, H, layer):
+        self.config, self.model, self.X, self.H, self.layer = config, model, X, H, layer
         self.logits = layer.output()
+        self._logits_fn = None
+
+    @property
+    def inputs(self):
+        """The symbolic inputs a compiled function of ``logits`` takes, in order."""
+        return [self.X] + ([self.H] if self.H is not None else [])
+
+    def logits_fn(self, condition=None):
+        """Compiled (num, height, width, input_dim) inputs -> logits, with the
+        condition (num, condition_dim) fixed when the model has one."""
+        if self._logits_fn is None:
+            self._logits_fn = theano.function(self.inputs, self.logits)
+        if self.H is None:
+            return self._logits_fn
+        return lambda x: self._logits_fn(x, condition[:len(x)])
+
+    def has_cached_sampler(self):
+        return self.config["model"] in ("pixelconv", "gated")
+
+    def sample(self, num, height, width, seed=0, temperature=1.0, progress=True, given=None,
+               condition=None, sampler="cached"):
+        """Draw images (num, height, width, input_dim) uint8 bins in raster order.
+
+        ``given``: true bins to condition each pixel on (a reconstruction).
+        ``condition``: (num, condition_dim) for conditional models.
+        ``sampler``: 'cached' (exact and fast where the model allows it, else
+        naive) or 'naive' (the whole network per pixel).
+        """
+        import sampling
+        c = self.config
+        self._check_condition(condition, num)
+        if sampler == "cached" and self.has_cached_sampler():
+            weights = self.model.param_values()
+            if c["model"] == "pixelconv":
+                from fast_sampling import CachedPixelConv, sample_cached
+                net = CachedPixelConv(weights, PREFIX, c["num_layers"], c["input_dim"],
+                                      c["q_levels"])
+                return sample_cached(net, num, height, width, seed=seed, temperature=temperature,
+                                     progress=progress, given=given)
+            from fast_gated_sampling import CachedGatedPixelCNN, sample_cached_gated
+            net = CachedGatedPixelCNN(weights, PREFIX, c["num_layers"], c["input_dim"],
+                                      c["q_levels"])
+            return sample_cached_gated(net, num, height, width, condition=condition, seed=seed,
+                                       temperature=temperature, progress=progress, given=given)
+        logits_fn = self.logits_fn(condition)
+        if given is not None:
+            return sampling.reconstruct(logits_fn, given, c["q_levels"], seed=seed,
+                                        temperature=temperature)
+        return sampling.sample_naive(logits_fn, num, height, width, c["input_dim"],
+                                     c["q_levels"], seed=seed, temperature=temperature,
+                                     progress=progress)
+
+    def _check_condition(self, condition, num):
+        if self.H is None and condition is not None:
+            raise ValueError("this model is not conditional; it takes no label")
+        if self.H is not None:
+            if condition is None:
+                raise ValueError("this model is conditional: give a label")
+            if condition.shape != (num, condition_dim(self.config)):
+                raise ValueError("condition must have shape {}, got {}".format(
+                    (num, condition_dim(self.config)), condition.shape))
 
 
 def build(config):
-    """Network for ``config``; weights come from the original initialiser."""
-    if config.get("model", "pixelconv") != "pixelconv":
-        raise ValueError("unknown model {!r}".format(config["model"]))
-    model = Model(name=MODEL_NAME)
+    """Network for ``config``; weights come from each layer's initialiser
+    (seed ``numpy.random`` first for reproducible weights)."""
+    config = dict(config)
+    config.setdefault("model", "pixelconv")
+    config.setdefault("conditional", "none")
+    kind = config["model"]
+    if kind not in MODELS:
+        raise ValueError("unknown model {!r}; choose one of {}".format(kind, ", ".join(MODELS)))
+    cdim = condition_dim(config)
     X = T.tensor4("X")
-    layer = pixelConv(WrapperLayer(X), config["input_dim"], config["dim"],
-                      Q_LEVELS=config["q_levels"], num_layers=config["num_layers"],
-                      name=PREFIX)
+    H = T.matrix("H") if cdim else None
+    args = (WrapperLayer(X), config["input_dim"], config["dim"])
+    kwargs = {"num_layers": config["num_layers"], "name": PREFIX}
+    if kind == "pixelconv":
+        layer = pixelConv(*args, Q_LEVELS=config["q_levels"], **kwargs)
+    elif kind == "gated":
+        from models.gated_pixel_cnn import GatedPixelCNN
+        layer = GatedPixelCNN(*args, config["q_levels"], condition=H, condition_dim=cdim,
+                              **kwargs)
+    elif kind == "masked":
+        from models.masked_pixel_cnn import MaskedPixelCNN
+        layer = MaskedPixelCNN(*args, Q_LEVELS=config["q_levels"], **kwargs)
+    else:
+        from models.pixel_rnn import DiagonalBiLSTMPixelRNN, RowLSTMPixelRNN
+        cls = RowLSTMPixelRNN if kind == "rowlstm" else DiagonalBiLSTMPixelRNN
+        layer = cls(*args, Q_LEVELS=config["q_levels"], **kwargs)
+    model = Model(name=MODEL_NAME)
     model.add_layer(layer)
-    return Network(dict(config, model="pixelconv"), model, X, layer)
+    return Network(config, model, X, H, layer)
 
 
 def infer_config(arrays):
-    """Config of the pixelConv whose parameters are ``{name: ndarray}``."""
+    """Config of the pixelConv whose parameters are ``{name: ndarray}`` (for
+    checkpoints that carry no description, such as the original code's)."""
     layers = [int(m.group(1)) for m in
               (re.match(r".*\.vstack(\d+)\.filter$", n) for n in arrays) if m]
     first = [n for n in arrays if n.endswith(".vstack1.filter")]
     last = [n for n in arrays if n.endswith(".combined_stack2.filter")]
     if not layers or len(first) != 1 or len(last) != 1:
         raise ValueError("these parameters are not a pixelConv's (no unique vstack1 / "
-                         "combined_stack2 filter)")
+                         "combined_stack2 filter), and the file does not describe its model")
     dim, input_dim = arrays[first[0]].shape[:2]
     out_dim = arrays[last[0]].shape[0]
     if out_dim % input_dim:
         raise ValueError("combined_stack2 has {} outputs, not a multiple of input_dim {}".format(
             out_dim, input_dim))
     return {"model": "pixelconv", "input_dim": int(input_dim), "dim": int(dim),
-            "num_layers": max(layers) + 1,
-            "q_levels": int(out_dim // input_dim)}
+            "num_layers": max(layers) + 1, "q_levels": int(out_dim // input_dim),
+            "conditional": "none"}
 
 
 def rename_to_prefix(arrays):
     """Map a checkpoint's names onto ``PREFIX`` (original runs used other model names)."""
-    first = [n for n in arrays if n.endswith(".vstack1.filter")][0]
-    prefix = first[:-len(".vstack1.filter")]
-    return {PREFIX + n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)} \
-        if prefix != PREFIX else dict(arrays)
+    firsts = [n for n in arrays if n.endswith(".vstack1.filter")]
+    if len(firsts) != 1:
+        return dict(arrays)
+    prefix = firsts[0][:-len(".vstack1.filter")]
+    if prefix == PREFIX:
+        return dict(arrays)
+    return {PREFIX + n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)}

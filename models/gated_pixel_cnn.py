@@ -123,8 +123,8 @@ class GatedPixelCNN(Layer):
 
     def _conditioned(self, pre, stack, i):
         """pre (batch, 2p, H, W) plus the condition's bias (batch, 2p) at every position."""
-        if self.condition is None:
-            return pre
+        if self.condition is None or (stack == "v" and i == self.num_layers - 1):
+            return pre  # the last vertical gate feeds nothing: no parameter for it
         suffix = "%scond%d" % (stack, i)
         V = condition_matrix(self.condition_dim, 2 * self.DIM, "%s.%s.W" % (self.name, suffix))
         self.cond_params[suffix] = V
@@ -198,7 +198,7 @@ def infer_gated_config(arrays):
     if out_dim % input_dim:
         raise ValueError("combined_stack2 has {} outputs, not a multiple of input_dim {}".format(
             out_dim, input_dim))
-    cond = [n for n in arrays if n.endswith(".vcond1.W")]
+    cond = [n for n in arrays if n.endswith(".hcond1.W")]
     return {"model": "gated", "input_dim": int(input_dim), "dim": int(two_dim // 2),
             "num_layers": max(layers) + 1, "q_levels": int(out_dim // input_dim),
             "condition_dim": int(arrays[cond[0]].shape[0]) if cond else 0}

@@ -210,9 +210,10 @@ def reference_layer(w, n, x, h, v_in, h_in):
         return numpy.float64(w[key + ".filter"]), numpy.float64(w[key + ".b"])
 
     def cond(stack):  # (batch, 2p) bias of the condition; zero when unconditional
-        if h is None:
+        key = "%s.%scond%d.W" % (PREFIX, stack, n)
+        if h is None or key not in w:  # the last vertical gate has no condition matrix
             return numpy.zeros((len(x), len(w[PREFIX + ".v2h1.b"])))
-        return numpy.float64(h).dot(w["%s.%scond%d.W" % (PREFIX, stack, n)])
+        return numpy.float64(h).dot(w[key])
 
     height, width = x.shape[1:3]
     pad_v = (4, 3) if n == 1 else (2, 1)

@@ -33,9 +33,11 @@ def tiny_checkpoint(tmp_path_factory):
 def test_infers_the_configuration_from_parameter_shapes(tiny_checkpoint):
     from lib.checkpoint import load_arrays
     assert builder.infer_config(load_arrays(tiny_checkpoint)) == {
-        "model": "pixelconv", "input_dim": 1, "dim": 4, "num_layers": 3, "q_levels": 3}
+        "model": "pixelconv", "input_dim": 1, "dim": 4, "num_layers": 3, "q_levels": 3,
+        "conditional": "none"}
     assert builder.infer_config(load_arrays(ORIGINAL)) == {
-        "model": "pixelconv", "input_dim": 1, "dim": 8, "num_layers": 4, "q_levels": 4}
+        "model": "pixelconv", "input_dim": 1, "dim": 8, "num_layers": 4, "q_levels": 4,
+        "conditional": "none"}
 
 
 def test_original_python2_checkpoint_generates_a_5x5_grid(tmp_path, capsys):
