@@ -22,13 +22,10 @@ float32 rounding and the inverse-CDF draws (``sampling.draw`` with
 Map layouts are channels-last: one row of a map is ``(batch, width, channels)``.
 """
 import numpy
-from tqdm import tqdm
 
-from fast_sampling import F32, leaky_relu, row_conv
+from fast_sampling import F32, leaky_relu, row_conv, sample_cached
 from lib.layers import make_mask
 from models.gated_pixel_cnn import FILTER_SIZE, FIRST_FILTER_SIZE
-from quantize import targets_to_inputs
-from sampling import draw, uniforms_for
 
 
 def sigmoid(x):
@@ -181,14 +178,5 @@ def sample_cached_gated(net, num, height, width, condition=None, seed=0, tempera
     With ``given`` (true bins of the same shape) each pixel is drawn given the
     true pixels before it (a reconstruction), instead of the drawn ones.
     """
-    uniforms = uniforms_for(seed, num, height, width, net.input_dim)
-    bins = numpy.zeros((num, height, width, net.input_dim), dtype=numpy.uint8)
-    fed = bins if given is None else numpy.asarray(given)
-    net.start(num, width, condition)
-    for i in tqdm(range(height), desc="rows", unit="row", disable=not progress):
-        net.start_row()
-        for j in range(width):
-            bins[:, i, j] = draw(net.pixel_logits(j), uniforms[i, j], temperature)
-            net.set_pixel(j, targets_to_inputs(fed[:, i, j], net.q_levels))
-        net.finish_row(targets_to_inputs(fed[:, i], net.q_levels))
-    return bins
+    return sample_cached(net, num, height, width, seed=seed, temperature=temperature,
+                         progress=progress, given=given, condition=condition)

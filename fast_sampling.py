@@ -91,8 +91,11 @@ class CachedPixelConv(object):
         self.c1, self.c2 = get("combined_stack1"), get("combined_stack2")
 
     # ----- vertical stack: one row per layer per image row ---------------------------
-    def start(self, batch, width):
-        """Reset the caches for a new batch of images of the given width."""
+    def start(self, batch, width, condition=None):
+        """Reset the caches for a new batch of images of the given width
+        (``condition`` is for conditional models; pixelConv takes none)."""
+        if condition is not None:
+            raise ValueError("pixelConv is unconditional; pass condition=None")
         k = FIRST_FILTER_SIZE // 2
         # image rows i-3..i and, per layer, vertical-map rows i-1..i; all zero
         # (the convolutions' padding) before the first row.
@@ -167,9 +170,10 @@ class CachedPixelConv(object):
 
 
 def sample_cached(net, num, height, width, seed=0, temperature=1.0, progress=True,
-                  given=None):
+                  given=None, condition=None):
     """Draw ``num`` images (num, height, width, input_dim) uint8 bins with a
-    CachedPixelConv, in the order and with the random numbers of sample_naive.
+    cached evaluator (CachedPixelConv, or CachedGatedPixelCNN with its
+    ``condition``), in the order and with the random numbers of sample_naive.
 
     With ``given`` (true bins of the same shape) every pixel is drawn from the
     model given the true pixels before it (a reconstruction, as
@@ -178,7 +182,7 @@ def sample_cached(net, num, height, width, seed=0, temperature=1.0, progress=Tru
     uniforms = uniforms_for(seed, num, height, width, net.input_dim)
     bins = numpy.zeros((num, height, width, net.input_dim), dtype=numpy.uint8)
     fed = bins if given is None else numpy.asarray(given)
-    net.start(num, width)
+    net.start(num, width, condition)
     for i in tqdm(range(height), desc="rows", unit="row", disable=not progress):
         net.start_row()
         for j in range(width):

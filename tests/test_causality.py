@@ -13,19 +13,23 @@ from lib import WrapperLayer, floatX
 from models.pixel_conv import pixelConv
 
 
+def window(deps, rows, cols):
+    """deps (H, W, ...) boolean; out[r, c] = OR of deps[r + dr, c + dc] over the offsets
+    inside the image (zero padding contributes nothing)."""
+    height, width = deps.shape[:2]
+    out = numpy.zeros_like(deps)
+    for dr in rows:
+        for dc in cols:
+            r0, r1 = max(0, -dr), min(height, height - dr)
+            c0, c1 = max(0, -dc), min(width, width - dc)
+            out[r0:r1, c0:c1] |= deps[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+    return out
+
+
 def promised_field(num_layers, height, width):
     """deps[r, c] = boolean (height, width) map of the input pixels that output
     pixel (r, c) depends on, propagated through the layer windows of
     models.pixel_conv on image-aligned maps (zero padding contributes nothing)."""
-    def window(deps, rows, cols):
-        out = numpy.zeros_like(deps)
-        for dr in rows:
-            for dc in cols:
-                r0, r1 = max(0, -dr), min(height, height - dr)
-                c0, c1 = max(0, -dc), min(width, width - dc)
-                out[r0:r1, c0:c1] |= deps[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-        return out
-
     image = numpy.eye(height * width, dtype=bool).reshape(height, width, height, width)
     above = window(image, range(-4, 0), range(-3, 4))      # vstack1, rows [:H]
     vertical = window(image, range(-3, 1), range(-3, 4))   # vstack1, rows [1:H+1]

@@ -15,6 +15,7 @@ from lib import WrapperLayer, floatX, make_mask
 from models.gated_pixel_cnn import GatedPixelCNN, infer_gated_config
 from quantize import targets_to_inputs
 from sampling import reconstruct, sample_naive, softmax
+from tests.test_causality import window
 
 PREFIX = "test.gated"
 CONFIGS = [  # (num_layers, q_levels, dim, condition_dim); condition_dim 0: unconditional
@@ -84,19 +85,6 @@ def random_image(batch, height, width, seed=0):
 
 
 # ----- receptive field ------------------------------------------------------------------
-
-def window(deps, rows, cols):
-    """deps (H, W, ...) boolean; out[r, c] = OR of deps[r + dr, c + dc] over the offsets
-    inside the image (zero padding contributes nothing)."""
-    height, width = deps.shape[:2]
-    out = numpy.zeros_like(deps)
-    for dr in rows:
-        for dc in cols:
-            r0, r1 = max(0, -dr), min(height, height - dr)
-            c0, c1 = max(0, -dc), min(width, width - dc)
-            out[r0:r1, c0:c1] |= deps[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-    return out
-
 
 def promised_field(num_layers, height, width):
     """(H, W, H, W) boolean: [r, c] is the map of input pixels that output (r, c)

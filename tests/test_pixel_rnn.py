@@ -9,6 +9,7 @@ import theano.tensor as T
 from lib import WrapperLayer, floatX
 from models.pixel_rnn import (DiagonalBiLSTM, DiagonalBiLSTMPixelRNN, RowLSTM,
                               RowLSTMPixelRNN, skew, unskew)
+from tests.test_masked_pixel_cnn import spread
 
 COLOURS, DIM, Q_LEVELS = 3, 6, 4
 
@@ -138,20 +139,6 @@ def test_diagonal_bilstm_layer_equals_numpy_loops():
 
 
 # ---------------------------------------------------------------- receptive fields
-
-def spread(deps, taps):
-    """deps ``(H, W, ...)``: what map position (r, c) depends on. Returns the same for
-    a map whose (r, c) reads positions (r + dr, c + dc) for (dr, dc) in taps (zero
-    padding adds nothing)."""
-    height, width = deps.shape[:2]
-    out = numpy.zeros_like(deps)
-    for r in range(height):
-        for c in range(width):
-            for dr, dc in taps:
-                if 0 <= r + dr < height and 0 <= c + dc < width:
-                    out[r, c] |= deps[r + dr, c + dc]
-    return out
-
 
 def masked_field(deps, taps_before, masktype):
     """deps ``(H, W, 3, H, W, 3)``: deps[r, c, g] = input (pixel, colour) pairs that
