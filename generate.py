@@ -58,9 +58,22 @@ def parse_args(argv=None):
     p.add_argument("--reconstruct", type=int, metavar="N", default=None,
                    help="instead of sampling, redraw each pixel of the first N test "
                         "images given the true pixels before it")
+    e = p.add_argument_group("embedding-conditioned checkpoints (--conditional embedding)")
+    e.add_argument("--like", metavar="IMAGE.png", default=None,
+                   help="draw new digits from the embedding f(image) of a 28x28 greyscale "
+                        "picture")
+    e.add_argument("--like-test-index", type=int, metavar="N", default=None,
+                   help="draw new digits like test image N")
+    e.add_argument("--interpolate", type=int, nargs=2, metavar=("A", "B"), default=None,
+                   help="draw along the straight line between the embeddings of test "
+                        "images A and B: one row per draw (--num rows, default 4)")
+    e.add_argument("--steps", type=int, default=8,
+                   help="points on the line for --interpolate, ends included")
     p.add_argument("--data-dir", default=None,
                    help="MNIST folder for --reconstruct (default: $MNIST_DIR or the cache)")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the MD5 and standard-size checks of the data files")
     o = p.add_argument_group("model size (read off the checkpoint unless given)")
     o.add_argument("--num-layers", type=int, default=None)
     o.add_argument("--dim", type=int, default=None)
@@ -77,6 +90,12 @@ def check_args(args):
         raise UsageError("--reconstruct must be at least 1, got {}".format(args.reconstruct))
     if args.temperature <= 0:
         raise UsageError("--temperature must be > 0, got {}".format(args.temperature))
+    if args.steps < 2:
+        raise UsageError("--steps must be at least 2, got {}".format(args.steps))
+    if sum(x is not None for x in (args.like, args.like_test_index, args.interpolate,
+                                   args.label, args.labels, args.reconstruct)) > 1:
+        raise UsageError("choose one of --label, --labels, --like, --like-test-index, "
+                         "--interpolate, --reconstruct")
     if args.height < 1 or args.width < 1:
         raise UsageError("--height and --width must be at least 1")
     if not args.out.lower().endswith(".png"):
@@ -113,30 +132,91 @@ def build_with_weights(config, weights, source):
     from models import build as builder
     net = builder.build(config)
     try:
-        net.model.set_param_values(weights, source=source)
+        net.all_params.set_param_values(weights, source=source)
     except CheckpointError as err:
         raise UsageError(str(err))
     return net
 
 
-def load_test_targets(args, config):
+def load_test_split(args):
+    """The --dataset test images (n, 28, 28) uint8 and labels (n,)."""
     import mnist_data
     try:
-        data = mnist_data.load_dataset(args.data_dir, dataset=args.dataset)
+        data = mnist_data.load_dataset(args.data_dir, dataset=args.dataset,
+                                       verify=not args.no_verify)
     except mnist_data.DataError as err:
         raise UsageError(str(err))
-    targets = quantize.to_targets(data["test_images"][:args.reconstruct], config["q_levels"])
-    return targets[..., None]
+    return data["test_images"], data["test_labels"]
+
+
+def test_images(args, indices, q_levels):
+    """Quantised test images ``indices`` as (n, 28, 28, 1) bins."""
+    pictures, _ = load_test_split(args)
+    for i in indices:
+        if not 0 <= i < len(pictures):
+            raise UsageError("test image index {} is outside 0..{}".format(
+                i, len(pictures) - 1))
+    return quantize.to_targets(pictures[list(indices)], q_levels)[..., None]
+
+
+def reconstruction_inputs(args, net):
+    """(true bins (n, 28, 28, 1), their conditions or None) of the first --reconstruct
+    test images; a conditional model gets each image's own label or embedding."""
+    from models import build as builder
+    pictures, labels = load_test_split(args)
+    q = net.config["q_levels"]
+    given = quantize.to_targets(pictures[:args.reconstruct], q)[..., None]
+    if net.encoder is not None:
+        return given, net.embed(quantize.targets_to_inputs(given, q))
+    if net.H is not None:
+        return given, builder.one_hot(labels[:args.reconstruct])
+    return given, None
+
+
+def read_picture(path, q_levels):
+    """A greyscale 28x28 picture file -> (1, 28, 28, 1) bins."""
+    from PIL import Image
+    try:
+        picture = Image.open(path)
+        picture.load()
+    except (OSError, ValueError) as err:
+        raise UsageError("cannot read picture {}: {}".format(path, err))
+    if picture.size != (28, 28):
+        raise UsageError("{} is {}x{} pixels; --like needs a 28x28 picture (white digit on "
+                         "black, as MNIST)".format(path, *picture.size))
+    pixels = numpy.asarray(picture.convert("L"), dtype=numpy.uint8)
+    return quantize.to_targets(pixels[None, :, :, None], q_levels)
+
+
+def embeddings_for(args, net):
+    """(condition rows or None, grid shape or None) from --like/--like-test-index/--interpolate."""
+    if args.like is None and args.like_test_index is None and args.interpolate is None:
+        return None, None
+    if net.encoder is None:
+        raise UsageError("--like/--interpolate need a checkpoint trained with --conditional "
+                         "embedding; this one has no image encoder")
+    q = net.config["q_levels"]
+    num = args.num or DEFAULT_NUM
+    if args.interpolate is not None:
+        ends = net.embed(quantize.targets_to_inputs(test_images(args, args.interpolate, q), q))
+        rows = args.num or 4
+        t = numpy.linspace(0.0, 1.0, args.steps, dtype=numpy.float32)[:, None]
+        line = (1 - t) * ends[0] + t * ends[1]                  # (steps, embed_dim)
+        return numpy.tile(line, (rows, 1)), (rows, args.steps)
+    bins = read_picture(args.like, q) if args.like is not None \
+        else test_images(args, [args.like_test_index], q)
+    embedding = net.embed(quantize.targets_to_inputs(bins, q))
+    return numpy.repeat(embedding, num, axis=0), None
 
 
 def labels_for(args, net, num):
     """(labels (num,) or None, grid shape or None) from --label / --labels."""
     if args.label is None and args.labels is None:
-        if net.H is not None:
+        if net.H is not None and net.encoder is None:
             raise UsageError("this checkpoint is class-conditional: choose a digit with "
                              "--label D or --labels all")
         return None, None
-    if net.H is None:
+    if net.H is None or net.encoder is not None:
         raise UsageError("--label/--labels need a class-conditional checkpoint (trained "
                          "with --model gated --conditional class); this one is not")
     if args.labels is not None:
@@ -155,18 +235,23 @@ def generate(args):
     check_args(args)
     config, weights = load_checkpoint(args)
     net = build_with_weights(config, weights, args.checkpoint)
-    given = load_test_targets(args, config) if args.reconstruct else None
-    labels, grid = labels_for(args, net, args.num or DEFAULT_NUM)
-    if given is not None:
-        num, height, width = given.shape[:3]
-        if labels is not None:
-            labels = labels[:num] if len(labels) >= num else numpy.resize(labels, num)
+    if args.reconstruct:
+        given, condition = reconstruction_inputs(args, net)
+        (num, height, width), grid = given.shape[:3], None
     else:
-        num = len(labels) if labels is not None else (args.num or DEFAULT_NUM)
+        given = None
+        condition, grid = embeddings_for(args, net)
+        if condition is None:
+            labels, grid = labels_for(args, net, args.num or DEFAULT_NUM)
+            condition = None if labels is None else builder.one_hot(labels)
+        if condition is None and net.encoder is not None:
+            raise UsageError("this checkpoint is conditioned on image embeddings: use "
+                             "--like, --like-test-index or --interpolate")
+        num = len(condition) if condition is not None else (args.num or DEFAULT_NUM)
         height, width = args.height, args.width
     bins = net.sample(num, height, width, seed=args.seed, temperature=args.temperature,
                       progress=not args.no_progress, given=given, sampler=args.sampler,
-                      condition=None if labels is None else builder.one_hot(labels))
+                      condition=condition)
     save_outputs(args.out, quantize.to_display(bins, config["q_levels"]), grid)
     return bins
 

@@ -43,7 +43,8 @@ PRINT_EVERY = 100
 NUM_PICTURES, GRID = 25, (5, 5)
 
 # Options saved in config.json; a resumed run reuses them (except "epochs").
-CONFIG_KEYS = ("model", "conditional", "num_layers", "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
+CONFIG_KEYS = ("model", "conditional", "embed_dim", "encoder_steps", "margin", "num_layers",
+               "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
                "grad_clip", "epochs", "seed", "dataset", "train_limit", "valid_limit",
                "save_original_format", "samples_every", "state_every")
 
@@ -71,8 +72,16 @@ def build_parser():
                         "the same with tanh*sigmoid gates (can be class-conditional); "
                         "masked: masked convolutions (has a blind spot); rowlstm / "
                         "diagbilstm: PixelRNN layers (num-layers counts their LSTM layers)")
-    m.add_argument("--conditional", choices=sorted(builder.CONDITIONS), default="none",
-                   help="class: condition the gated model on the digit label")
+    m.add_argument("--conditional", choices=builder.CONDITIONS, default="none",
+                   help="gated model only. class: condition on the digit label; "
+                        "embedding: first train a conv encoder f with a triplet loss, "
+                        "then condition on f(image)")
+    m.add_argument("--embed-dim", type=int, default=builder.DEFAULT_EMBED_DIM,
+                   help="length of the embedding f(image) (--conditional embedding)")
+    m.add_argument("--encoder-steps", type=int, default=1000,
+                   help="triplet-loss Adam steps (batches of 32 triplets) for the encoder")
+    m.add_argument("--margin", type=float, default=0.2,
+                   help="triplet-loss margin between same- and different-digit distances")
     m.add_argument("--num-layers", type=int, default=10,
                    help="layers of the network: the 7x7 first layer, num_layers-2 "
                         "stack blocks, then the 1x1 output layers (>= 2)")
@@ -127,7 +136,8 @@ def build_parser():
 # (option, smallest allowed value) for the numeric options.
 _MINIMUMS = (("num_layers", 2), ("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
              ("epochs", 1), ("train_limit", 1), ("valid_limit", 1), ("grad_clip", 0),
-             ("samples_every", 0), ("state_every", 0))
+             ("samples_every", 0), ("state_every", 0), ("embed_dim", 1), ("encoder_steps", 0),
+             ("margin", 0))
 
 
 def parse_args(argv=None):
@@ -162,9 +172,9 @@ class Trainer(object):
         self.train_x, self.train_t = quantize.quantize(data["train_images"][..., None], q)
         self.valid_x, self.valid_t = quantize.quantize(data["test_images"][..., None], q)
         self.conditional = self.net.H is not None
-        if self.conditional:  # one-hot digit labels, (num, 10) float32
-            self.train_h = builder.one_hot(data["train_labels"][:len(self.train_x)])
-            self.valid_h = builder.one_hot(data["test_labels"][:len(self.valid_x)])
+        self.train_labels = data["train_labels"][:len(self.train_x)]
+        self.valid_labels = data["test_labels"][:len(self.valid_x)]
+        self.encoder_trained = False
 
         X_r = theano.tensor.itensor4("X_r")
         cost = nll_per_subpixel(self.net.logits, X_r)
@@ -183,7 +193,8 @@ class Trainer(object):
     def state_arrays(self):
         """Everything a resumed run needs: parameters, Adam's moments and step count,
         the position in the run and the current epoch's running training cost."""
-        arrays = {"param/" + p.name: p.get_value() for p in self.params}
+        arrays = {"param/" + p.name: p.get_value() for p in self.net.all_params.get_params()}
+        arrays["encoder_trained"] = numpy.int64(self.encoder_trained)
         arrays.update({"opt/" + v.name: v.get_value() for v in self.opt_state})
         arrays["epoch"] = numpy.int64(self.epoch)
         arrays["iteration"] = numpy.int64(self.iteration)
@@ -215,8 +226,9 @@ class Trainer(object):
         if int(arrays["seed"]) != self.config["seed"]:
             raise CheckpointError("{}: saved with seed {}, but the config says {}".format(
                 path, int(arrays["seed"]), self.config["seed"]))
-        self.net.model.set_param_values(
+        self.net.all_params.set_param_values(
             {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}, source=path)
+        self.encoder_trained = bool(arrays.get("encoder_trained", False))
         for v in self.opt_state:
             key = "opt/" + v.name
             if key not in arrays or arrays[key].shape != v.get_value(borrow=True).shape:
@@ -230,6 +242,34 @@ class Trainer(object):
         if os.path.exists(history_path):
             with open(history_path) as f:
                 self.history = [h for h in json.load(f) if h["epoch"] <= self.epoch]
+
+    # ----- conditions --------------------------------------------------------------
+    def prepare_conditions(self):
+        """The vectors h of a conditional model: one-hot labels, or the embeddings
+        f(x) of an encoder trained first (once per run) with the triplet loss."""
+        c = self.config
+        if c.get("conditional", "none") == "class":
+            self.train_h = builder.one_hot(self.train_labels)
+            self.valid_h = builder.one_hot(self.valid_labels)
+        elif c.get("conditional") == "embedding":
+            if not self.encoder_trained:
+                self.train_encoder()
+            self.train_h = self.net.embed(self.train_x)
+            self.valid_h = self.net.embed(self.valid_x)
+
+    def train_encoder(self):
+        """Triplet-loss training of the encoder on the training images."""
+        from models.encoder import compile_triplet_functions, train_encoder
+        c = self.config
+        step, loss, _ = compile_triplet_functions(self.net.encoder_input, self.net.encoder,
+                                                  margin=c["margin"], learning_rate=c["lr"],
+                                                  grad_clip=c["grad_clip"])
+        losses = train_encoder(step, self.train_x, self.train_labels, c["encoder_steps"],
+                               seed=c["seed"])
+        if len(losses):
+            print("encoder: triplet loss {:.4f} (first 50 steps) -> {:.4f} (last 50)".format(
+                losses[:50].mean(), losses[-50:].mean()), flush=True)
+        self.encoder_trained = True
 
     # ----- training ----------------------------------------------------------------
     def batches_per_epoch(self):
@@ -335,9 +375,9 @@ class Trainer(object):
     def write_checkpoint(self, epoch, nll):
         """The epoch's parameters, named with the epoch and the validation NLL."""
         path = os.path.join(self.out_dir, "epoch_{:03d}_val_{:.5f}".format(epoch, nll))
-        self.net.model.save_params(path + ".npz", meta=model_description(self.config))
+        self.net.all_params.save_params(path + ".npz", meta=model_description(self.config))
         if self.config.get("save_original_format"):
-            self.net.model.save_params(path + ".pkl", original_format=True)
+            self.net.all_params.save_params(path + ".pkl", original_format=True)
 
     def write_history(self):
         """history.json and the train/validation curves, both written atomically."""
@@ -354,15 +394,19 @@ class Trainer(object):
         seed = [c["seed"], epoch]
         truth = self.valid_t[:NUM_PICTURES]
         h, w = truth.shape[1:3]
+        own = self.valid_h[:len(truth)] if self.conditional else None
         recon = self.net.sample(len(truth), h, w, seed=seed, progress=False, given=truth,
-                                condition=self.valid_h[:len(truth)] if self.conditional else None)
+                                condition=own)
         self.save_pictures("epoch_{:03d}_reconstructions.png".format(epoch), recon)
         every = c.get("samples_every", 1)
         if every and epoch % every == 0:
-            labels = numpy.arange(NUM_PICTURES) % builder.NUM_CLASSES  # 0..9, 0..9, 0..4
+            condition = None
+            if c.get("conditional") == "class":  # digits 0..9, 0..9, 0..4
+                condition = builder.one_hot(numpy.arange(NUM_PICTURES) % builder.NUM_CLASSES)
+            elif c.get("conditional") == "embedding":  # new digits like the test images
+                condition = self.valid_h[numpy.arange(NUM_PICTURES) % len(self.valid_h)]
             samples = self.net.sample(NUM_PICTURES, h, w, seed=seed, progress=self.progress,
-                                      condition=builder.one_hot(labels)
-                                      if self.conditional else None)
+                                      condition=condition)
             self.save_pictures("epoch_{:03d}_samples.png".format(epoch), samples)
 
     def save_pictures(self, name, bins):
@@ -375,8 +419,10 @@ class Trainer(object):
 
 def model_description(config):
     """The part of a run's config that rebuilds its network (stored in checkpoints)."""
-    return {k: config[k] for k in ("model", "conditional", "input_dim", "dim", "num_layers",
-                                   "q_levels")}
+    keys = ["model", "conditional", "input_dim", "dim", "num_layers", "q_levels"]
+    if config.get("conditional") == "embedding":
+        keys.append("embed_dim")
+    return {k: config[k] for k in keys}
 
 
 def new_config(args):
@@ -471,7 +517,9 @@ def start_trainer(args, config, data, out_dir):
             trainer.load_state(trainer.state_path)
         except CheckpointError as err:
             raise RunError(str(err))
+        trainer.prepare_conditions()
     else:
+        trainer.prepare_conditions()
         atomic_write(os.path.join(out_dir, CONFIG_FILE),
                      lambda f: f.write(json.dumps(config, indent=1).encode()))
         trainer.save_state()

@@ -1,7 +1,9 @@
 """Build any of the project's networks from a small config dict, and sample from it.
 
 A config is ``{"model", "input_dim", "dim", "num_layers", "q_levels"}`` plus,
-for the gated model, ``"conditional": "none" | "class"``. Models:
+for the gated model, ``"conditional": "none" | "class" | "embedding"`` (with
+``"embed_dim"``: the model then carries a conv encoder f, models/encoder.py,
+and is conditioned on f(image)). Models:
 
     pixelconv   the faithful pixelConv (models/pixel_conv.py)
     gated       gated stacks, optionally class-conditional (models/gated_pixel_cnn.py)
@@ -25,8 +27,10 @@ from models.pixel_conv import pixelConv
 MODEL_NAME = "MNIST.pixelCNN"
 PREFIX = MODEL_NAME + ".pxCNN"
 MODELS = ("pixelconv", "gated", "masked", "rowlstm", "diagbilstm")
-CONDITIONS = {"none": 0, "class": 10}  # condition -> size of the vector h
+CONDITIONS = ("none", "class", "embedding")
 NUM_CLASSES = 10
+DEFAULT_EMBED_DIM = 16
+ENCODER_NAME = MODEL_NAME + ".encoder"
 
 
 def condition_dim(config):
@@ -37,7 +41,8 @@ def condition_dim(config):
             conditional, ", ".join(CONDITIONS)))
     if conditional != "none" and config.get("model", "pixelconv") != "gated":
         raise ValueError("only the gated model can be conditioned (--model gated)")
-    return CONDITIONS[conditional]
+    return {"none": 0, "class": NUM_CLASSES,
+            "embedding": config.get("embed_dim", DEFAULT_EMBED_DIM)}[conditional]
 
 
 def one_hot(labels, num_classes=NUM_CLASSES):
@@ -54,13 +59,30 @@ class Network(object):
 
     ``X``: (batch, height, width, input_dim) float32 input; ``H``: (batch,
     condition_dim) condition or None; ``logits``: (batch, height, width,
-    input_dim, q_levels).
+    input_dim, q_levels). ``model`` holds the parameters trained on the
+    likelihood; ``all_params`` adds the encoder's (when there is one), which
+    is what checkpoints hold.
     """
 
-    def __init__(self, config, model, X, H, layer):
+    def __init__(self, config, model, X, H, layer, encoder=None, encoder_input=None):
         self.config, self.model, self.X, self.H, self.layer = config, model, X, H, layer
+        self.encoder, self.encoder_input = encoder, encoder_input
         self.logits = layer.output()
-        self._logits_fn = None
+        self.all_params = Model(name=MODEL_NAME)
+        self.all_params.add_layer(layer)
+        if encoder is not None:
+            self.all_params.add_layer(encoder)
+        self._logits_fn = self._embed_fn = None
+
+    def embed(self, inputs):
+        """Encoder f: (num, height, width, 1) float32 network inputs -> (num, embed_dim)."""
+        if self.encoder is None:
+            raise ValueError("this model has no image encoder (it is not conditioned on "
+                             "embeddings)")
+        if self._embed_fn is None:
+            self._embed_fn = theano.function([self.encoder_input], self.encoder.output())
+        return numpy.concatenate([self._embed_fn(inputs[s:s + 500])
+                                  for s in range(0, len(inputs), 500)]).astype(numpy.float32)
 
     @property
     def inputs(self):
@@ -152,7 +174,13 @@ def build(config):
         layer = cls(*args, Q_LEVELS=config["q_levels"], **kwargs)
     model = Model(name=MODEL_NAME)
     model.add_layer(layer)
-    return Network(config, model, X, H, layer)
+    encoder = encoder_input = None
+    if config["conditional"] == "embedding":
+        from models.encoder import Encoder
+        config.setdefault("embed_dim", DEFAULT_EMBED_DIM)
+        encoder_input = T.tensor4("images")
+        encoder = Encoder(WrapperLayer(encoder_input), config["embed_dim"], name=ENCODER_NAME)
+    return Network(config, model, X, H, layer, encoder, encoder_input)
 
 
 def infer_config(arrays):
