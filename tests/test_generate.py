@@ -79,10 +79,8 @@ def test_reconstruct_uses_test_images(tiny_checkpoint, tmp_path, capsys, monkeyp
                              rng.randint(0, 10, n).astype(numpy.uint8))
     out = str(tmp_path / "r.png")
     args = generate.parse_args(["--checkpoint", tiny_checkpoint, "--out", out,
-                                "--reconstruct", "4", "--data-dir", str(folder), "--no-progress"])
-    real_load = mnist_data.load_dataset
-    monkeypatch.setattr(mnist_data, "load_dataset",
-                        lambda d, dataset: real_load(d, dataset=dataset, verify=False))
+                                "--reconstruct", "4", "--data-dir", str(folder), "--no-verify",
+                                "--no-progress"])
     cached = generate.generate(args)
     args.sampler = "naive"
     naive = generate.generate(args)
