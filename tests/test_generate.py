@@ -67,7 +67,7 @@ def test_same_seed_same_images_and_samplers_agree(tiny_checkpoint, tmp_path, cap
     assert (outs["a"] != outs["d"]).any()
 
 
-def test_reconstruct_uses_test_images(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+def test_reconstruct_uses_test_images(tiny_checkpoint, tmp_path, capsys):
     import mnist_data
     rng = numpy.random.RandomState(0)
     folder = tmp_path / "data"
