@@ -42,11 +42,18 @@ class _ParamUnpickler(pickle.Unpickler):
                 "in a dict are allowed, and loading never runs code".format(module, name))
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
     """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give the usual mode
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -106,3 +106,13 @@ def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_arrays(str(tmp_path / "nope.npz"))
     assert "nope.npz" in str(err.value)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    path = str(tmp_path / "x.npz")
+    old = os.umask(0o022)
+    try:
+        save_arrays(path, {"w": numpy.zeros(2, "float32")})
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
