@@ -39,7 +39,8 @@ def uniforms_for(seed, num, height, width, input_dim):
 
 def sample_naive(logits_fn, num, height, width, input_dim, q_levels, seed=0,
                  temperature=1.0, progress=True):
-    """The original algorithm: rerun the whole network for every pixel.
+    """The original algorithm: rerun the whole network for every sub-pixel
+    (every pixel when input_dim is 1), in raster order, channels R, G, B.
 
     logits_fn: (num, height, width, input_dim) float32 inputs ->
     (num, height, width, input_dim, q_levels) logits.
@@ -50,9 +51,11 @@ def sample_naive(logits_fn, num, height, width, input_dim, q_levels, seed=0,
     inputs = numpy.zeros(bins.shape, dtype=numpy.float32)
     for i in tqdm(range(height), desc="rows", unit="row", disable=not progress):
         for j in range(width):
-            logits = logits_fn(inputs)[:, i, j]
-            bins[:, i, j] = draw(logits, uniforms[i, j], temperature)
-            inputs[:, i, j] = targets_to_inputs(bins[:, i, j], q_levels)
+            # channel by channel: with colour masks, G at (i, j) depends on R there
+            for d in range(input_dim):
+                logits = logits_fn(inputs)[:, i, j, d]
+                bins[:, i, j, d] = draw(logits, uniforms[i, j, :, d], temperature)
+                inputs[:, i, j, d] = targets_to_inputs(bins[:, i, j, d], q_levels)
     return bins
 
 

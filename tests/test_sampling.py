@@ -90,3 +90,36 @@ def test_same_seed_same_images_other_seed_other_images(network):
     c = sample_cached(cached, 3, 6, 6, seed=12, progress=False)
     numpy.testing.assert_array_equal(a, b)
     assert (a != c).any()
+
+
+def test_naive_sampler_draws_colours_in_order_within_a_pixel():
+    """A fake colour model whose G and B copy the R bin already drawn at the same
+    pixel: drawing the three channels at once (R still unknown) would break it."""
+    q = 4
+
+    def logits_fn(inputs):  # (n, h, w, 3) -> (n, h, w, 3, q)
+        red = numpy.rint(inputs[..., 0] * (q - 1)).astype(int)
+        logits = numpy.zeros(inputs.shape + (q,))
+        logits[..., 0, :] = 0.0                                  # R uniform
+        copy = numpy.eye(q)[red] * 50.0                          # G, B: the R bin
+        logits[..., 1, :] = copy
+        logits[..., 2, :] = copy
+        return logits
+
+    bins = sample_naive(logits_fn, 3, 4, 5, 3, q, seed=0, progress=False)
+    assert len(numpy.unique(bins[..., 0])) > 1
+    numpy.testing.assert_array_equal(bins[..., 1], bins[..., 0])
+    numpy.testing.assert_array_equal(bins[..., 2], bins[..., 0])
+
+
+def test_cached_equals_naive_for_three_channels():
+    """pixelConv with input_dim 3 (its channels are independent given the past)."""
+    numpy.random.seed(9)
+    net = builder.build({"input_dim": 3, "dim": 6, "num_layers": 3, "q_levels": 3})
+    for p in net.model.get_params():
+        p.set_value(floatX(numpy.random.uniform(-0.6, 0.6, p.get_value().shape)))
+    naive = sample_naive(theano.function([net.X], net.logits), 2, 5, 6, 3, 3, seed=1,
+                         progress=False)
+    fast = sample_cached(CachedPixelConv(net.model.param_values(), builder.PREFIX, 3, 3, 3),
+                         2, 5, 6, seed=1, progress=False)
+    numpy.testing.assert_array_equal(fast, naive)
