@@ -3,11 +3,14 @@
     python generate.py --checkpoint runs/mnist/epoch_020_val_0.14300.npz
     python generate.py --checkpoint original_epoch_19.pkl --sampler naive --out naive.png
     python generate.py --checkpoint ckpt.npz --reconstruct 25 --out recon.png
+    python generate.py --checkpoint class_ckpt.npz --labels all       # one row per digit
+    python generate.py --checkpoint embedding_ckpt.npz --interpolate 3 7 --steps 8
 
 Writes a grid PNG (5x5 for 25 images) and the images as .npy beside it
 (uint8 grey levels 0..255, shape (num, height, width) or (num, height, width, 3)).
-The model's size (layers, DIM, input_dim, Q_LEVELS) is read off the
-checkpoint's parameter shapes. Checkpoints may be ours (.npz, also a training
+The model (kind, layers, DIM, input_dim, Q_LEVELS, conditioning) is read
+from the checkpoint's description, or off the parameter shapes for the
+original code's checkpoints. Checkpoints may be ours (.npz, also a training
 state.npz) or the original code's pickles; loading never runs code from them.
 """
 import argparse
@@ -149,7 +152,7 @@ def load_test_split(args):
     return data["test_images"], data["test_labels"]
 
 
-def test_images(args, indices, q_levels):
+def quantised_test_images(args, indices, q_levels):
     """Quantised test images ``indices`` as (n, 28, 28, 1) bins."""
     pictures, _ = load_test_split(args)
     for i in indices:
@@ -198,13 +201,14 @@ def embeddings_for(args, net):
     q = net.config["q_levels"]
     num = args.num or DEFAULT_NUM
     if args.interpolate is not None:
-        ends = net.embed(quantize.targets_to_inputs(test_images(args, args.interpolate, q), q))
+        ends = quantised_test_images(args, args.interpolate, q)
+        ends = net.embed(quantize.targets_to_inputs(ends, q))
         rows = args.num or 4
         t = numpy.linspace(0.0, 1.0, args.steps, dtype=numpy.float32)[:, None]
         line = (1 - t) * ends[0] + t * ends[1]                  # (steps, embed_dim)
         return numpy.tile(line, (rows, 1)), (rows, args.steps)
     bins = read_picture(args.like, q) if args.like is not None \
-        else test_images(args, [args.like_test_index], q)
+        else quantised_test_images(args, [args.like_test_index], q)
     embedding = net.embed(quantize.targets_to_inputs(bins, q))
     return numpy.repeat(embedding, num, axis=0), None
 
