@@ -1,22 +1,27 @@
-"""Benchmark: one training step of the default MNIST model (10 layers, DIM 32, Q_LEVELS 4).
+"""Benchmark: one training step, the fast graph against today's faithful graph.
 
-Builds two training functions on random data at batch 100:
+Builds two training functions of the same model on the same random batch:
 
-* ours: ``models.build`` + ``lib.training`` (the cost fused into one softmax
-  cross-entropy op), as ``train_mnist.py`` trains;
-* reference: the same network with the cost written as the original script
-  writes it (``Softmax`` layer, reshape, ``categorical_crossentropy``).
+* ours: the channels-last graph (``models.build(..., graph="fast")``), the cost
+  on the logits, compiled keeping its buffers, as ``train_mnist.py`` trains;
+* reference: the faithful graph. For ``pixelconv`` its cost is written as the
+  original script writes it (``Softmax`` layer, reshape,
+  ``categorical_crossentropy``); for ``gated`` it is the graph and cost that
+  ``train_mnist.py --graph faithful`` trains.
 
-Both use the same clipped ``lasagne.updates.adam``. Prints the compile times,
-the median step times, the peak memory of this process and, as its last line,
+Both use the same clipped ``lasagne.updates.adam``. The two functions are
+timed in turn, step by step (ours, reference, ours, ...), so that both see
+the same machine noise; medians are reported. Also printed: compile times,
+each step's peak of allocated arrays (tracemalloc, measured on a separate
+call) and the process's peak resident memory. Last line:
 
-    step_s=<ours> images_per_s=<n> gflops=<model FLOPs per step / step_s> reference_step_s=<s> speedup=<reference / ours>
+    step_s=<ours> images_per_s=<n> gflops=<model FLOPs / step_s> reference_step_s=<s> speedup=<reference / ours>
 
-Model FLOPs: 2 * multiply-adds of every convolution at its (pre-crop) output
-size, times 3 for the forward pass, the input gradient and the weight gradient.
+Model FLOPs: 2 * multiply-adds of every convolution of the faithful graph at
+its (pre-crop) output size, times 3 (forward, input and weight gradients).
 
-Run: .venv/bin/python benchmarks/train_step.py [--steps 10] [--batch-size 100] [--cold]
-(--cold compiles into an empty Theano cache to time a first-ever compile.)
+Run: .venv/bin/python benchmarks/train_step.py [--model gated] [--conditional class]
+     [--steps 10] [--cold]   (--cold compiles into an empty Theano cache)
 """
 import argparse
 import os
@@ -24,48 +29,70 @@ import resource
 import sys
 import tempfile
 import time
+import tracemalloc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Time training steps of the MNIST PixelCNN.")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per function")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--num-layers", type=int, default=10)
-    p.add_argument("--dim", type=int, default=32)
-    p.add_argument("--q-levels", type=int, default=4)
+    p = argparse.ArgumentParser(
+        description="Time training steps of the fast graph against the faithful one.")
+    p.add_argument("--model", choices=["pixelconv", "gated"], default="pixelconv",
+                   help="model to time (default: %(default)s)")
+    p.add_argument("--conditional", choices=["none", "class"], default="none",
+                   help="gated only: condition on one-hot labels (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=10,
+                   help="timed steps per function, interleaved (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
+    p.add_argument("--num-layers", type=int, default=10, help="(default: %(default)s)")
+    p.add_argument("--dim", type=int, default=32, help="(default: %(default)s)")
+    p.add_argument("--q-levels", type=int, default=4, help="(default: %(default)s)")
     p.add_argument("--cold", action="store_true",
                    help="compile into a fresh, empty Theano cache (first-compile time)")
     p.add_argument("--skip-reference", action="store_true", help="time ours only")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.conditional != "none" and args.model != "gated":
+        p.error("--conditional needs --model gated")
+    if args.steps < 1:
+        p.error("--steps must be at least 1")
+    return args
 
 
-def conv_flops(net, height, width, batch):
-    """Forward FLOPs (2 per multiply-add) of every Conv2D in a built network."""
-    import theano
+def conv_flops(net, inputs):
+    """Forward FLOPs (2 per multiply-add) of every Conv2D of a faithful network."""
     import numpy
-    layer = net.layer
-    names = list(layer.convs)
-    shapes = theano.function([net.X], [layer.convs[n].output().shape for n in names])(
-        numpy.zeros((batch, height, width, 1), dtype="float32"))
+    import theano
+    convs = net.layer.convs
+    names = list(convs)
+    shapes = theano.function(net.inputs, [convs[n].output().shape for n in names],
+                             on_unused_input="ignore")(*inputs)
     total = 0
     for name, shape in zip(names, shapes):
-        out_ch, in_ch, kh, kw = layer.convs[name].filter_shape
+        _, in_ch, kh, kw = convs[name].filter_shape
         total += 2 * int(numpy.prod(shape)) * in_ch * kh * kw
     return total
 
 
-def time_steps(fn, x, t, steps):
-    fn(x, t)  # warm-up: first call allocates
-    times = []
+def step_peak_mb(fn, args):
+    """Peak MB of arrays allocated during the first call of ``fn``: its working
+    memory (kept between calls by a function compiled with allow_gc=False)."""
+    tracemalloc.start()
+    fn(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2.0 ** 20
+
+
+def interleaved_medians(fns, args, steps):
+    """Median seconds per call of each function, calling them in turn."""
+    times = [[] for _ in fns]
     for _ in range(steps):
-        start = time.time()
-        fn(x, t)
-        times.append(time.time() - start)
-    times.sort()
-    return times[len(times) // 2]
+        for fn, record in zip(fns, times):
+            start = time.perf_counter()
+            fn(*args)
+            record.append(time.perf_counter() - start)
+    return [sorted(t)[len(t) // 2] for t in times]
 
 
 def main(argv=None):
@@ -80,22 +107,25 @@ def main(argv=None):
     import theano
     import theano.tensor as T
     from lib import Softmax
-    from lib.training import clipped_adam, nll_per_subpixel
+    from lib.training import compile_train_step, nll_per_subpixel
     from models import build as builder
 
-    config = {"input_dim": 1, "dim": args.dim, "num_layers": args.num_layers,
-              "q_levels": args.q_levels}
+    config = {"model": args.model, "conditional": args.conditional, "input_dim": 1,
+              "dim": args.dim, "num_layers": args.num_layers, "q_levels": args.q_levels}
     rng = numpy.random.RandomState(0)
     targets = rng.randint(0, args.q_levels, (args.batch_size, 28, 28, 1)).astype("int32")
     inputs = (targets / numpy.float32(args.q_levels - 1)).astype("float32")
+    extra = [builder.one_hot(rng.randint(0, 10, args.batch_size))] \
+        if args.conditional == "class" else []
+    call_args = [inputs, targets] + extra
 
-    def compile_step(cost_of):
+    def compile_step(graph, cost_of, keep_buffers):
         numpy.random.seed(1234)
-        net = builder.build(config)
+        net = builder.build(config, graph=graph)
         X_r = T.itensor4("X_r")
-        updates, _ = clipped_adam(cost_of(net, X_r), net.model.get_params(), 1e-3, 1.0)
         start = time.time()
-        fn = theano.function([net.X, X_r], updates=updates)
+        fn, _ = compile_train_step([net.X, X_r] + net.inputs[1:], cost_of(net, X_r),
+                                   net.model.get_params(), 1e-3, 1.0, keep_buffers)
         return net, fn, time.time() - start
 
     def original_cost(net, X_r):
@@ -103,21 +133,40 @@ def main(argv=None):
         return T.nnet.categorical_crossentropy(
             probs.reshape((-1, probs.shape[probs.ndim - 1])), X_r.flatten()).mean()
 
-    net, ours, ours_compile = compile_step(lambda n, X_r: nll_per_subpixel(n.logits, X_r))
-    print("compile_s={:.1f} ({} cache)".format(ours_compile, "cold" if args.cold else "warm"))
-    flops = 3 * conv_flops(net, 28, 28, args.batch_size)
-    step = time_steps(ours, inputs, targets, args.steps)
-    print("ours: median step {:.3f} s over {} steps".format(step, args.steps))
+    def our_cost(net, X_r):
+        return nll_per_subpixel(net.logits, X_r)
+
+    cache = "cold" if args.cold else "warm"
+    print("model={} conditional={} blas.ldflags={!r} BLIS_NUM_THREADS={}".format(
+        args.model, args.conditional, theano.config.blas.ldflags,
+        os.environ.get("BLIS_NUM_THREADS")), flush=True)
+    _, ours, ours_compile = compile_step("fast", our_cost, True)
+    print("ours: compile_s={:.1f} ({} cache)".format(ours_compile, cache), flush=True)
+    fns, names = [ours], ["ours"]
+    if not args.skip_reference:
+        ref_cost = original_cost if args.model == "pixelconv" else our_cost
+        ref_net, reference, ref_compile = compile_step("faithful", ref_cost, False)
+        print("reference: compile_s={:.1f} ({} cache)".format(ref_compile, cache), flush=True)
+        fns.append(reference)
+        names.append("reference")
+        flops = 3 * conv_flops(ref_net, [inputs] + extra)
+    else:
+        numpy.random.seed(1234)
+        flops = 3 * conv_flops(builder.build(config), [inputs] + extra)
+
+    for name, fn in zip(names, fns):  # the first call allocates every buffer
+        print("{}: step_peak_mb={:.0f}".format(name, step_peak_mb(fn, call_args)), flush=True)
+    medians = interleaved_medians(fns, call_args, args.steps)
+    for name, median in zip(names, medians):
+        print("{}: median step {:.3f} s over {} interleaved steps".format(
+            name, median, args.steps))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print("model_gflop_per_step={:.1f} process_peak_rss_mb={:.0f}".format(flops / 1e9, peak_mb))
+    step = medians[0]
     line = "step_s={:.3f} images_per_s={:.1f} gflops={:.1f}".format(
         step, args.batch_size / step, flops / step / 1e9)
     if not args.skip_reference:
-        _, reference, ref_compile = compile_step(original_cost)
-        print("reference compile_s={:.1f}".format(ref_compile))
-        ref_step = time_steps(reference, inputs, targets, args.steps)
-        print("reference: median step {:.3f} s".format(ref_step))
-        line += " reference_step_s={:.3f} speedup={:.2f}".format(ref_step, ref_step / step)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print("model_gflop_per_step={:.1f} peak_rss_mb={:.0f}".format(flops / 1e9, peak_mb))
+        line += " reference_step_s={:.3f} speedup={:.2f}".format(medians[1], medians[1] / step)
     print(line)
 
 

@@ -39,8 +39,20 @@ def clipped_adam(cost, params, learning_rate=1e-3, grad_clip=1.0):
     return updates, state
 
 
-def compile_train_step(inputs, cost, params, learning_rate=1e-3, grad_clip=1.0):
+def keep_buffers_mode():
+    """Theano's default mode, but keeping every intermediate array between calls
+    (``allow_gc=False`` for this function only): a training step then reuses
+    its buffers instead of asking the system for ~1 GB of fresh pages each
+    step, which costs a quarter of a fast step. Memory use is the step's
+    peak, held."""
+    return theano.compile.get_default_mode().clone(link_kwargs={"allow_gc": False})
+
+
+def compile_train_step(inputs, cost, params, learning_rate=1e-3, grad_clip=1.0,
+                       keep_buffers=False):
     """theano.function(inputs) -> cost, applying one clipped-Adam step. Also
-    returns the optimizer's state variables (for checkpoints)."""
+    returns the optimizer's state variables (for checkpoints).
+    ``keep_buffers``: see :func:`keep_buffers_mode`."""
     updates, state = clipped_adam(cost, params, learning_rate, grad_clip)
-    return theano.function(inputs, cost, updates=updates), state
+    mode = keep_buffers_mode() if keep_buffers else None
+    return theano.function(inputs, cost, updates=updates, mode=mode), state

@@ -145,9 +145,26 @@ class Network(object):
                     (num, condition_dim(self.config)), condition.shape))
 
 
-def build(config):
+GRAPHS = ("fast", "faithful")
+
+
+def has_fast_graph(config):
+    """True when ``config``'s model has a channels-last fast graph."""
+    return config.get("model", "pixelconv") in ("pixelconv", "gated")
+
+
+def build(config, graph="faithful"):
     """Network for ``config``; weights come from each layer's initialiser
-    (seed ``numpy.random`` first for reproducible weights)."""
+    (seed ``numpy.random`` first for reproducible weights).
+
+    ``graph='faithful'`` builds the original layout (what the regression tests
+    compare with the original code); ``'fast'`` builds the channels-last graph
+    of the same model (same parameters, outputs and gradients) where the model
+    has one (:func:`has_fast_graph`), else the faithful one.
+    """
+    if graph not in GRAPHS:
+        raise ValueError("unknown graph {!r}; choose one of {}".format(graph, ", ".join(GRAPHS)))
+    fast = graph == "fast" and has_fast_graph(config)
     config = dict(config)
     config.setdefault("model", "pixelconv")
     config.setdefault("conditional", "none")
@@ -159,8 +176,15 @@ def build(config):
     H = T.matrix("H") if cdim else None
     args = (WrapperLayer(X), config["input_dim"], config["dim"])
     kwargs = {"num_layers": config["num_layers"], "name": PREFIX}
-    if kind == "pixelconv":
+    if kind == "pixelconv" and fast:
+        from models.fast_pixel_conv import FastPixelConv
+        layer = FastPixelConv(*args, Q_LEVELS=config["q_levels"], **kwargs)
+    elif kind == "pixelconv":
         layer = pixelConv(*args, Q_LEVELS=config["q_levels"], **kwargs)
+    elif kind == "gated" and fast:
+        from models.fast_gated_pixel_cnn import FastGatedPixelCNN
+        layer = FastGatedPixelCNN(*args, config["q_levels"], condition=H, condition_dim=cdim,
+                                  **kwargs)
     elif kind == "gated":
         from models.gated_pixel_cnn import GatedPixelCNN
         layer = GatedPixelCNN(*args, config["q_levels"], condition=H, condition_dim=cdim,
