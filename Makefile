@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 .PHONY: venv train test generate benchmark clean
 
 $(STAMP): requirements.txt
-	@# OpenBLAS makes Theano's convolutions fast; without it Theano falls back to NumPy's BLAS.
-	@if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then \
+	@# BLIS (used when present) and OpenBLAS make Theano's products fast; without
+	@# them Theano falls back to NumPy's BLAS. lib/backend.py picks the library.
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libblis\.so ' || ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && apt-get install -y -qq libopenblas-dev) || echo "note: libopenblas-dev not installed; continuing without it"; \
-	  else echo "note: install libopenblas-dev (as root) for faster training"; fi; fi
+	    (apt-get update -qq && apt-get install -y -qq libblis-dev libopenblas-dev) || echo "note: libblis-dev/libopenblas-dev not installed; continuing without them"; \
+	  else echo "note: install libblis-dev and libopenblas-dev (as root) for faster training"; fi; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt

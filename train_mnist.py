@@ -99,6 +99,13 @@ def build_parser():
                    "counting those done before --resume)")
     t.add_argument("--seed", type=int, default=1234,
                    help="seeds the weights, the per-epoch shuffles and the sample draws")
+    t.add_argument("--graph", choices=builder.GRAPHS, default="fast",
+                   help="fast: the channels-last graph (pixelconv and gated; same "
+                        "parameters, outputs and gradients, ~3x faster steps, more memory); "
+                        "faithful: the original layout. Checkpoints work with both")
+    t.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="stop cleanly, with a resumable state, before this many minutes "
+                        "have passed (for long runs in pieces; continue with --resume)")
     d = p.add_argument_group("data")
     d.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
                    help="which 28x28 greyscale dataset to train on; validation uses its "
@@ -137,7 +144,7 @@ def build_parser():
 _MINIMUMS = (("num_layers", 2), ("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
              ("epochs", 1), ("train_limit", 1), ("valid_limit", 1), ("grad_clip", 0),
              ("samples_every", 0), ("state_every", 0), ("embed_dim", 1), ("encoder_steps", 0),
-             ("margin", 0))
+             ("margin", 0), ("time_budget", 0.01))
 
 
 def parse_args(argv=None):
@@ -163,10 +170,11 @@ def parse_args(argv=None):
 class Trainer(object):
     """Owns the compiled functions, the data and the run's state."""
 
-    def __init__(self, config, data, out_dir, progress=True):
+    def __init__(self, config, data, out_dir, progress=True, graph="fast"):
         self.config, self.out_dir, self.progress = config, out_dir, progress
         numpy.random.seed(config["seed"])  # the original initialiser's random stream
-        self.net = builder.build(config)
+        self.net = builder.build(config, graph=graph)
+        fast = graph == "fast" and builder.has_fast_graph(config)
         self.params = self.net.model.get_params()
         q = config["q_levels"]
         self.train_x, self.train_t = quantize.quantize(data["train_images"][..., None], q)
@@ -180,7 +188,7 @@ class Trainer(object):
         cost = nll_per_subpixel(self.net.logits, X_r)
         inputs = [self.net.X, X_r] + self.net.inputs[1:]
         self.train_fn, self.opt_state = compile_train_step(
-            inputs, cost, self.params, config["lr"], config["grad_clip"])
+            inputs, cost, self.params, config["lr"], config["grad_clip"], keep_buffers=fast)
         self.nll_fn = theano.function(inputs, nll_per_example(self.net.logits, X_r))
         self.epoch, self.iteration, self.history = 0, 0, []
         self.cost_sum, self.cost_count = 0.0, 0  # training costs of the current epoch
@@ -507,9 +515,11 @@ def limit_data(data, config):
 def start_trainer(args, config, data, out_dir):
     """Compile the Trainer, then restore the saved state (--resume) or save the
     initial one (a fresh run)."""
-    print("Compiling the training function (about a minute the first time)...", flush=True)
+    graph = args.graph if builder.has_fast_graph(config) else "faithful"
+    print("Compiling the training function ({} graph; about a minute the first "
+          "time)...".format(graph), flush=True)
     start = time.time()
-    trainer = Trainer(config, data, out_dir, progress=not args.no_progress)
+    trainer = Trainer(config, data, out_dir, progress=not args.no_progress, graph=graph)
     print("compiled in {:.0f} s; {} parameters".format(
         time.time() - start, trainer.net.model.count_params()), flush=True)
     if args.resume:
@@ -562,10 +572,28 @@ class StopRequest(object):
                               signal.SIG_DFL if previous is None else previous)
 
 
-def train(trainer, epochs, on_step=None):
-    """Train until ``epochs`` epochs are done or Ctrl-C asks to stop."""
-    stop = StopRequest()
-    with stop.installed():
+class Deadline(object):
+    """Call to learn whether a time budget is spent. It keeps a reserve (a tenth
+    of the budget, at most 3 minutes) for the end-of-epoch validation and the
+    final save, so a run stops before the budget ends."""
+
+    def __init__(self, minutes, start=None):
+        budget = 60.0 * minutes
+        self.end = (time.time() if start is None else start) + budget - min(180.0, budget / 10)
+
+    def __call__(self):
+        return time.time() >= self.end
+
+
+def train(trainer, epochs, on_step=None, deadline=None):
+    """Train until ``epochs`` epochs are done, Ctrl-C asks to stop or ``deadline()``
+    turns true (a :class:`Deadline`)."""
+    request = StopRequest()
+
+    def stop():
+        return request() or (deadline is not None and deadline())
+
+    with request.installed():
         while trainer.epoch < epochs and not stop():
             start = time.time()
             train_cost = trainer.train_epoch(stop, on_step)
@@ -574,9 +602,11 @@ def train(trainer, epochs, on_step=None):
             trainer.end_of_epoch(train_cost, time.time() - start)
     if trainer.epoch < epochs:
         trainer.save_state()
-        print("Saved the state at epoch {}, iteration {}. Continue with: python "
-              "train_mnist.py --resume {}".format(trainer.epoch + 1, trainer.iteration,
-                                                  trainer.out_dir), flush=True)
+        reason = "the time budget is spent" if not request() else "stopped"
+        print("{}: saved the state at epoch {}, iteration {}. Continue with: {} "
+              "train_mnist.py --resume {} --epochs {}".format(
+                  reason, trainer.epoch + 1, trainer.iteration,
+                  os.path.relpath(sys.executable), trainer.out_dir, epochs), flush=True)
     else:
         print("Done: {} epochs in {}".format(epochs, trainer.out_dir), flush=True)
 
@@ -589,6 +619,8 @@ def run(args, data=None, on_step=None):
     instead of reading --data-dir; on_step(trainer): called after every step.
     Both are for tests and scripts; the command line uses neither.
     """
+    start = time.time()
+    deadline = Deadline(args.time_budget, start) if args.time_budget else None
     out_dir, config = saved_config(args) if args.resume else new_config(args)
     prepare_out_dir(out_dir, fresh=not args.resume)
     data = limit_data(load_data(args, config) if data is None else data, config)
@@ -599,7 +631,7 @@ def run(args, data=None, on_step=None):
         return trainer
     if args.resume:
         print("resumed at epoch {}, iteration {}".format(trainer.epoch + 1, trainer.iteration))
-    train(trainer, config["epochs"], on_step)
+    train(trainer, config["epochs"], on_step, deadline)
     return trainer
 
 

@@ -16,18 +16,13 @@ the same position and the condition vector of the image.
 """
 import theano.tensor as T
 
+from lib.gate import gate
 from lib.channels_last import activate, as_map, conv1x1, conv_sum, kept_taps, to_map
 from lib.layers import Layer, bias, conv_filter, make_mask
 from models.gated_pixel_cnn import condition_matrix
 
 FIRST_FILTER_SIZE = 7
 FILTER_SIZE = 3
-
-
-def gate(pre, dim):
-    """tanh(first ``dim`` channels) * sigmoid(last ``dim``) on the last axis:
-    ``(..., 2*dim)`` -> ``(..., dim)``."""
-    return T.tanh(pre[..., :dim]) * T.nnet.sigmoid(pre[..., dim:])
 
 
 class FastGatedPixelCNN(Layer):
@@ -109,7 +104,7 @@ class FastGatedPixelCNN(Layer):
         gate_in = pre if V is None else pre + T.dot(self.condition, V)[:, None, None, :]
         v2h_filter, v2h_bias, _ = self._conv_weights("v2h%d" % i,
                                                      (2 * self.DIM, 2 * self.DIM, 1, 1))
-        return as_map(gate(gate_in, self.DIM), 1, 0), (pre, v2h_filter, v2h_bias)
+        return as_map(gate(gate_in), 1, 0), (pre, v2h_filter, v2h_bias)
 
     def _horizontal(self, i, conv_term, conv_bias, link):
         """gate(hconv + v2h(link rows < r) + V_h^T h): ``(batch * H * W, p)``."""
@@ -118,7 +113,7 @@ class FastGatedPixelCNN(Layer):
         V = self._condition_weights("h", i)
         if V is not None:
             terms.append(([self.condition_map], V, None, None))
-        return gate(conv_sum(terms, [conv_bias, v2h_bias]), self.DIM)
+        return gate(conv_sum(terms, [conv_bias, v2h_bias]))
 
     def output(self):
         return self.Y

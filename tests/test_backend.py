@@ -50,3 +50,21 @@ def test_wrong_floatx_from_the_user_is_reported():
     out = subprocess.run([sys.executable, "-c", "import lib"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "floatX=float32" in out.stderr
+
+
+def test_blas_preference_is_blis_then_openblas_then_numpy():
+    def finder(*present):
+        return lambda name: "lib{}.so".format(name) if name in present else None
+    assert backend.blas_ldflags(finder("blis", "openblas")) == "-lblis"
+    assert backend.blas_ldflags(finder("openblas")) == "-lopenblas"
+    assert backend.blas_ldflags(finder()) == ""
+
+
+def test_blis_threads_default_to_the_usable_cores_unless_the_user_chose():
+    env = {}
+    backend.configure_threads(env)
+    assert env["BLIS_NUM_THREADS"] == str(len(os.sched_getaffinity(0)))
+    for users in ({"BLIS_NUM_THREADS": "1"}, {"OMP_NUM_THREADS": "3"}):
+        env = dict(users)
+        backend.configure_threads(env)
+        assert env == users

@@ -232,6 +232,38 @@ def test_resumed_run_equals_straight_run(straight_run, interrupted_run):
     assert checkpoints(interrupted_run[0]) == checkpoints(straight_run[0])
 
 
+def test_time_budget_stop_resumes_to_the_straight_run(straight_run, data_dir, tmp_path,
+                                                      monkeypatch):
+    """A run whose --time-budget runs out mid-epoch saves a state; resumed, it ends
+    with the same parameters as the run that went straight through."""
+    out_dir = tmp_path / "run"
+    steps = []
+    monkeypatch.setattr(train_mnist.Deadline, "__call__", lambda self: len(steps) >= 3)
+    code, out, err = call_main(cli(data_dir, out_dir, "--epochs", "2", "--samples-every", "1",
+                                   "--save-original-format", "--time-budget", "600"),
+                               on_step=lambda trainer: steps.append(global_step(trainer)))
+    assert code == 0, err
+    assert "the time budget is spent" in out and "--epochs 2" in out
+    state = load_arrays(str(out_dir / "state.npz"))
+    assert (int(state["epoch"]), int(state["iteration"])) == (0, 3)
+    monkeypatch.undo()
+    code, out, err = call_main(["--resume", str(out_dir), "--epochs", "2", "--data-dir",
+                                str(data_dir), "--no-verify", "--no-download", "--no-progress"])
+    assert code == 0, err
+    straight = load_arrays(str(straight_run[0] / "state.npz"))
+    resumed = load_arrays(str(out_dir / "state.npz"))
+    for key in straight:
+        numpy.testing.assert_allclose(resumed[key], straight[key], rtol=0, atol=1e-6,
+                                      err_msg=key)
+
+
+def test_deadline_keeps_a_reserve():
+    deadline = train_mnist.Deadline(10, start=1000.0)   # 600 s, reserve 60 s
+    assert deadline.end == pytest.approx(1540.0)
+    deadline = train_mnist.Deadline(600, start=0.0)     # reserve capped at 3 minutes
+    assert deadline.end == pytest.approx(36000.0 - 180.0)
+
+
 # ----- 4. NaN -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("state_every, message", [
