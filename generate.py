@@ -1,5 +1,6 @@
 """Sample digits pixel by pixel from a trained PixelCNN checkpoint.
 
+    python generate.py                            # the shipped model (pretrained/pixelconv.npz)
     python generate.py --checkpoint runs/mnist/epoch_020_val_0.14300.npz
     python generate.py --checkpoint original_epoch_19.pkl --sampler naive --out naive.png
     python generate.py --checkpoint ckpt.npz --reconstruct 25 --out recon.png
@@ -21,7 +22,7 @@ import numpy
 
 import images
 import quantize
-from lib.checkpoint import CheckpointError, read_checkpoint
+from lib.checkpoint import CheckpointError
 
 EXIT_BAD_INPUT = 2
 DEFAULT_NUM = 25
@@ -36,9 +37,12 @@ def parse_args(argv=None):
         description="Draw images from a PixelCNN checkpoint, one pixel at a time in raster "
                     "order, each from the model's softmax given the pixels before it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True,
+    p.add_argument("--checkpoint", default=None,
                    help="parameters to load: our .npz (or a training state.npz) or a "
-                        "pickle written by the original code")
+                        "pickle written by the original code. Without it, the shipped "
+                        "model for the mode: pretrained/pixelconv.npz; with --label or "
+                        "--labels pretrained/gated_class.npz; with --like, "
+                        "--like-test-index or --interpolate pretrained/gated_embedding.npz")
     p.add_argument("--num", type=int, default=None,
                    help="how many images to draw (default 25; with --labels all, per "
                         "digit: num // 10, default 10)")
@@ -109,24 +113,41 @@ def check_args(args):
             args.out, folder))
 
 
+PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+
+
+def default_checkpoint(args):
+    """The shipped checkpoint for the mode ``args`` asks for."""
+    if args.label is not None or args.labels is not None:
+        name = "gated_class.npz"
+    elif args.like is not None or args.like_test_index is not None or args.interpolate:
+        name = "gated_embedding.npz"
+    else:
+        name = "pixelconv.npz"
+    path = os.path.join(PRETRAINED, name)
+    if not os.path.isfile(path):
+        raise UsageError("no --checkpoint given and the shipped {} is not there; train a "
+                         "model with train_mnist.py and pass --checkpoint".format(path))
+    return path
+
+
 def load_checkpoint(args):
-    """(config, weights renamed to the builder's prefix) from --checkpoint and overrides."""
+    """(config, weights renamed to the builder's prefix) from --checkpoint (or the
+    shipped one for the mode) and overrides."""
     from models import build as builder
+    shipped = args.checkpoint is None
+    if shipped:
+        args.checkpoint = default_checkpoint(args)
     try:
-        arrays, meta = read_checkpoint(args.checkpoint)
-    except CheckpointError as err:
+        config, weights = builder.read_network_checkpoint(args.checkpoint)
+    except (CheckpointError, ValueError) as err:
         raise UsageError(str(err))
-    if any(k.startswith("param/") for k in arrays):  # a training state.npz
-        arrays = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-    try:
-        config = dict(meta) if meta else builder.infer_config(arrays)
-        builder.condition_dim(config)
-    except (ValueError, TypeError) as err:
-        raise UsageError("{}: {}".format(args.checkpoint, err))
+    if shipped:
+        print("loaded the shipped {}".format(os.path.relpath(args.checkpoint)), flush=True)
     for key in ("num_layers", "dim", "input_dim", "q_levels"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
-    return config, builder.rename_to_prefix(arrays)
+    return config, weights
 
 
 def build_with_weights(config, weights, source):

@@ -22,6 +22,7 @@ import theano
 import theano.tensor as T
 
 from lib import Model, WrapperLayer
+from lib.checkpoint import read_checkpoint
 from models.pixel_conv import pixelConv
 
 MODEL_NAME = "MNIST.pixelCNN"
@@ -225,6 +226,22 @@ def infer_config(arrays):
     return {"model": "pixelconv", "input_dim": int(input_dim), "dim": int(dim),
             "num_layers": max(layers) + 1, "q_levels": int(out_dim // input_dim),
             "conditional": "none"}
+
+
+def read_network_checkpoint(path):
+    """(config, ``{name: ndarray}`` under ``PREFIX``) of a checkpoint file: ours
+    (.npz, or a training state.npz) or the original code's pickle. Raises
+    CheckpointError for an unreadable file, ValueError for parameters that
+    describe no model of ours."""
+    arrays, meta = read_checkpoint(path)
+    if any(k.startswith("param/") for k in arrays):  # a training state.npz
+        arrays = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    try:
+        config = dict(meta) if meta else infer_config(arrays)
+        condition_dim(config)
+    except (ValueError, TypeError) as err:
+        raise ValueError("{}: {}".format(path, err))
+    return config, rename_to_prefix(arrays)
 
 
 def rename_to_prefix(arrays):

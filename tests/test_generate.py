@@ -143,3 +143,32 @@ def test_overrides_that_do_not_fit_list_the_problem(tiny_checkpoint, tmp_path, c
     out = str(tmp_path / "s.png")
     assert_bad_input(["--checkpoint", tiny_checkpoint, "--out", out, "--dim", "8"], capsys,
                      "mis-shaped", out)
+
+
+@pytest.mark.parametrize("mode, name", [
+    ([], "pixelconv.npz"),
+    (["--labels", "all"], "gated_class.npz"),
+    (["--label", "3"], "gated_class.npz"),
+    (["--like-test-index", "0"], "gated_embedding.npz"),
+    (["--interpolate", "1", "2"], "gated_embedding.npz"),
+])
+def test_without_checkpoint_the_shipped_one_for_the_mode_is_used(mode, name, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setattr(generate, "PRETRAINED", str(tmp_path))
+    args = generate.parse_args(mode + ["--out", str(tmp_path / "s.png")])
+    with pytest.raises(generate.UsageError, match=name):   # not shipped in tmp_path
+        generate.load_checkpoint(args)
+    (tmp_path / name).write_bytes(open(ORIGINAL, "rb").read())
+    args = generate.parse_args(mode + ["--out", str(tmp_path / "s.png")])
+    config, _ = generate.load_checkpoint(args)
+    assert args.checkpoint == str(tmp_path / name) and config["model"] == "pixelconv"
+
+
+def test_shipped_default_draws_digits(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(generate, "PRETRAINED", os.path.dirname(ORIGINAL))
+    monkeypatch.setattr(generate, "default_checkpoint",
+                        lambda args: ORIGINAL)
+    out = str(tmp_path / "s.png")
+    code, io = run(["--out", out, "--num", "2"], capsys)
+    assert code == 0, io.err
+    assert "loaded the shipped" in io.out and os.path.exists(out)

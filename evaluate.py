@@ -1,0 +1,209 @@
+"""Evaluate a PixelCNN checkpoint on the MNIST test set.
+
+    python evaluate.py --checkpoint pretrained/pixelconv.npz
+    python evaluate.py --checkpoint pretrained/gated_class.npz --sample-accuracy
+    python evaluate.py --checkpoint pretrained/gated_embedding.npz --sample-accuracy --limit 1000
+
+Prints the test negative log-likelihood in nats per sub-pixel, bits per
+dimension and nats per image; for class-conditional checkpoints also the NLL
+under wrong labels (the mean over the nine shifts (label + k) % 10). With
+``--sample-accuracy`` it draws digits and scores them with the project's
+classifier (``train_classifier.py``): for class-conditional checkpoints,
+``--per-label`` digits of each label (the ``--labels all`` grid) and the
+share classified as their label; for embedding checkpoints, one digit like
+each of the first ``--like-samples`` test images and the share classified
+as that image's digit. The last line is machine-readable, e.g.
+
+    nll=0.1428 bits_per_dim=0.2060 nats_per_image=111.9 label_accuracy=0.93
+
+Exit codes: 0 done, 2 bad input (arguments, checkpoint, data).
+"""
+import argparse
+import math
+import sys
+
+import numpy
+
+import lib  # noqa: F401  (configures Theano before it is imported)
+import theano
+import theano.tensor as T
+
+import mnist_data
+import quantize
+from lib import WrapperLayer
+from lib.checkpoint import CheckpointError, read_checkpoint
+from lib.training import nll_per_example
+from models import build as builder
+from models.classifier import Classifier
+
+EXIT_BAD_INPUT = 2
+DEFAULT_CLASSIFIER = "pretrained/classifier.npz"
+
+
+class UsageError(Exception):
+    """Bad input: reported in one line, exit code 2."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Test-set likelihood of a PixelCNN checkpoint and, on request, how "
+                    "often a classifier recognises its conditional samples.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True,
+                   help="our .npz (or a training state.npz) or the original's pickle")
+    p.add_argument("--data-dir", default=None,
+                   help="MNIST folder (default: $MNIST_DIR, else the per-user cache)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the MD5 and standard-size checks of the data files (for "
+                        "small or custom IDX files)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only the first N test images (default: all 10,000)")
+    p.add_argument("--batch-size", type=int, default=100,
+                   help="test images per forward pass (speed and memory only)")
+    p.add_argument("--sample-accuracy", action="store_true",
+                   help="also draw conditional samples and score them with --classifier")
+    p.add_argument("--classifier", default=DEFAULT_CLASSIFIER,
+                   help="weights written by train_classifier.py")
+    p.add_argument("--per-label", type=int, default=10,
+                   help="class-conditional: samples drawn per digit")
+    p.add_argument("--like-samples", type=int, default=100,
+                   help="embedding-conditioned: one sample like each of the first N "
+                        "test images")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample draws")
+    args = p.parse_args(argv)
+    for name in ("limit", "batch_size", "per_label", "like_samples"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error("--{} must be at least 1, got {}".format(name.replace("_", "-"), value))
+    if args.seed < 0:
+        p.error("--seed must be at least 0, got {}".format(args.seed))
+    return args
+
+
+def load_network(path):
+    """The network of a checkpoint, fast graph where there is one, with its weights."""
+    try:
+        config, weights = builder.read_network_checkpoint(path)
+        net = builder.build(config, graph="fast")
+        net.all_params.set_param_values(weights, source=path)
+    except (CheckpointError, ValueError) as err:
+        raise UsageError(str(err))
+    return net
+
+
+def test_set(args, q_levels):
+    """(inputs, targets, labels) of the first --limit test images."""
+    try:
+        data = mnist_data.load_dataset(args.data_dir, verify=not args.no_verify)
+    except mnist_data.DataError as err:
+        raise UsageError(str(err))
+    images, labels = data["test_images"], data["test_labels"]
+    if args.limit is not None:
+        images, labels = images[:args.limit], labels[:args.limit]
+    inputs, targets = quantize.quantize(images[..., None], q_levels)
+    return inputs, targets, labels
+
+
+def conditions(net, inputs, labels):
+    """The condition rows of a conditional model for these images, else None."""
+    if net.encoder is not None:
+        return net.embed(inputs)
+    if net.H is not None:
+        return builder.one_hot(labels)
+    return None
+
+
+def nll_per_image(net, inputs, targets, condition, batch_size):
+    """Summed NLL in nats of each image: (n,) float64."""
+    X_r = T.itensor4("X_r")
+    fn = theano.function(net.inputs + [X_r], nll_per_example(net.logits, X_r))
+    out = []
+    for s in range(0, len(inputs), batch_size):
+        extra = [condition[s:s + batch_size]] if condition is not None else []
+        out.append(fn(inputs[s:s + batch_size], *extra, targets[s:s + batch_size]))
+    return numpy.concatenate(out).astype(numpy.float64)
+
+
+def load_classifier(path, q_levels):
+    """Compiled (n, 28, 28, 1) inputs -> predicted digits, from train_classifier.py's file."""
+    try:
+        arrays, meta = read_checkpoint(path)
+    except CheckpointError as err:
+        raise UsageError("{} (train one with train_classifier.py)".format(err))
+    if not meta or meta.get("model") != "classifier":
+        raise UsageError("{} is not a classifier written by train_classifier.py".format(path))
+    if meta.get("q_levels") != q_levels:
+        raise UsageError("the classifier reads {} grey levels, the checkpoint {}".format(
+            meta.get("q_levels"), q_levels))
+    X = T.tensor4("X")
+    net = Classifier(WrapperLayer(X))
+    values = {p.name: p for p in net.params}
+    if set(values) != set(arrays):
+        raise UsageError("{} does not hold the classifier's parameters".format(path))
+    for name, p in values.items():
+        if arrays[name].shape != p.get_value(borrow=True).shape:
+            raise UsageError("{}: {} has shape {}".format(path, name, arrays[name].shape))
+        p.set_value(arrays[name].astype(numpy.float32))
+    fn = theano.function([X], net.output().argmax(axis=1))
+    return lambda x: numpy.concatenate([fn(x[s:s + 500]) for s in range(0, len(x), 500)])
+
+
+def sample_accuracy(args, net, inputs, labels):
+    """(name, share of samples classified as intended) for a conditional model."""
+    q = net.config["q_levels"]
+    classify = load_classifier(args.classifier, q)
+    if net.encoder is not None:
+        n = min(args.like_samples, len(inputs))
+        wanted, condition, name = labels[:n], net.embed(inputs[:n]), "like_accuracy"
+    else:
+        wanted = numpy.repeat(numpy.arange(10), args.per_label)
+        condition, name = builder.one_hot(wanted), "label_accuracy"
+    bins = net.sample(len(wanted), 28, 28, seed=args.seed, condition=condition,
+                      progress=False)
+    drawn = quantize.targets_to_inputs(bins, q)
+    return name, float((classify(drawn) == wanted).mean())
+
+
+def evaluate(args):
+    """Run as ``args`` says; returns the figures as an ordered list of (name, value)."""
+    net = load_network(args.checkpoint)
+    if args.sample_accuracy and net.H is None:
+        raise UsageError("--sample-accuracy needs a conditional checkpoint (class or "
+                         "embedding); this one is not conditional")
+    q = net.config["q_levels"]
+    inputs, targets, labels = test_set(args, q)
+    subpixels = targets[0].size
+    per_image = nll_per_image(net, inputs, targets, conditions(net, inputs, labels),
+                              args.batch_size)
+    nll = per_image.mean() / subpixels
+    figures = [("nll", nll), ("bits_per_dim", nll / math.log(2.0)),
+               ("nats_per_image", per_image.mean())]
+    print("test NLL on {} images: {:.5f} nats/sub-pixel, {:.5f} bits/dim, {:.2f} "
+          "nats/image".format(len(inputs), *[v for _, v in figures]), flush=True)
+    if net.H is not None and net.encoder is None:
+        wrong = numpy.mean([nll_per_image(net, inputs, targets,
+                                          builder.one_hot((labels + k) % 10),
+                                          args.batch_size).mean() / subpixels
+                            for k in range(1, 10)])
+        figures.append(("wrong_label_nll", wrong))
+        print("with wrong labels: {:.5f} nats/sub-pixel".format(wrong), flush=True)
+    if args.sample_accuracy:
+        figures.append(sample_accuracy(args, net, inputs, labels))
+        print("{}: {:.3f}".format(*figures[-1]), flush=True)
+    print(" ".join("{}={:.4f}".format(k, v) if k != "nats_per_image"
+                   else "{}={:.1f}".format(k, v) for k, v in figures))
+    return figures
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        evaluate(args)
+    except (UsageError, OSError) as err:
+        print("error: {}".format(err), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""evaluate.py against hand computations on tiny checkpoints, and the classifier."""
+import contextlib
+import io
+
+import numpy
+import pytest
+
+import evaluate
+import mnist_data
+import quantize
+from lib.checkpoint import save_arrays
+from models import build as builder
+
+NUM_TEST = 12
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Four IDX files of random 28x28 images (only the test split is read)."""
+    folder = tmp_path_factory.mktemp("data")
+    rng = numpy.random.RandomState(0)
+    for split, num in (("train", 10), ("test", NUM_TEST)):
+        image_name, label_name = mnist_data.SPLITS[split]
+        mnist_data.write_idx(str(folder / (image_name + ".gz")),
+                             rng.randint(0, 256, (num, 28, 28)).astype(numpy.uint8))
+        mnist_data.write_idx(str(folder / (label_name + ".gz")),
+                             rng.randint(0, 10, num).astype(numpy.uint8))
+    return folder
+
+
+def tiny_checkpoint(tmp_path, config):
+    numpy.random.seed(3)
+    net = builder.build(config)
+    rng = numpy.random.RandomState(4)
+    for p in net.all_params.get_params():  # random biases too
+        p.set_value(rng.uniform(-0.5, 0.5, p.get_value().shape).astype(numpy.float32))
+    path = str(tmp_path / "tiny.npz")
+    save_arrays(path, net.all_params.param_values(), meta=config)
+    return net, path
+
+
+def run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = evaluate.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def figures_of(stdout):
+    """The machine-readable last line as a dict."""
+    return {k: float(v) for k, v in (pair.split("=") for pair in stdout.split("\n")[-2].split())}
+
+
+def exact_figures(argv):
+    """evaluate.evaluate's unrounded figures."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return dict(evaluate.evaluate(evaluate.parse_args(argv)))
+
+
+def first_test_images(data_dir, limit):
+    data = mnist_data.load_dataset(str(data_dir), verify=False, download=False)
+    return data["test_images"][:limit], data["test_labels"][:limit]
+
+
+def hand_nll(net, data_dir, limit, labels=None):
+    """Mean -log p(true bin) over every sub-pixel of the first ``limit`` test images,
+    from the logits in NumPy; ``labels``: the class condition, if any."""
+    images, _ = first_test_images(data_dir, limit)
+    inputs, targets = quantize.quantize(images[..., None], net.config["q_levels"])
+    condition = None if labels is None else builder.one_hot(labels)
+    logits = net.logits_fn(condition)(inputs).astype(numpy.float64)
+    logits -= logits.max(axis=-1, keepdims=True)
+    log_probs = logits - numpy.log(numpy.exp(logits).sum(axis=-1, keepdims=True))
+    picked = numpy.take_along_axis(log_probs, targets[..., None].astype(int), axis=-1)
+    return -picked.mean()
+
+
+def test_nll_equals_a_hand_computation(tmp_path, data_dir):
+    config = {"model": "pixelconv", "conditional": "none", "input_dim": 1, "dim": 4,
+              "num_layers": 3, "q_levels": 3}
+    net, path = tiny_checkpoint(tmp_path, config)
+    code, out, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify"])
+    assert code == 0, err
+    printed = figures_of(out)
+    assert sorted(printed) == ["bits_per_dim", "nats_per_image", "nll"]
+    figures = exact_figures(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify"])
+    expected = hand_nll(net, data_dir, NUM_TEST)
+    assert figures["nll"] == pytest.approx(expected, rel=1e-5)
+    assert figures["bits_per_dim"] == pytest.approx(expected / numpy.log(2), rel=1e-5)
+    assert figures["nats_per_image"] == pytest.approx(expected * 784, rel=1e-5)
+    assert printed["nll"] == pytest.approx(figures["nll"], abs=5e-5)
+
+
+def test_wrong_label_nll_of_a_class_conditional_checkpoint(tmp_path, data_dir):
+    config = {"model": "gated", "conditional": "class", "input_dim": 1, "dim": 3,
+              "num_layers": 3, "q_levels": 2}
+    net, path = tiny_checkpoint(tmp_path, config)
+    figures = exact_figures(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                             "--limit", "5"])
+    _, labels = first_test_images(data_dir, 5)
+    assert figures["nll"] == pytest.approx(hand_nll(net, data_dir, 5, labels), rel=1e-4)
+    wrong = numpy.mean([hand_nll(net, data_dir, 5, (labels + k) % 10) for k in range(1, 10)])
+    assert figures["wrong_label_nll"] == pytest.approx(wrong, rel=1e-4)
+    assert abs(figures["wrong_label_nll"] - figures["nll"]) > 1e-6  # the labels matter
+
+
+def test_sample_accuracy_needs_a_conditional_checkpoint(tmp_path, data_dir):
+    config = {"model": "pixelconv", "conditional": "none", "input_dim": 1, "dim": 4,
+              "num_layers": 3, "q_levels": 3}
+    _, path = tiny_checkpoint(tmp_path, config)
+    code, _, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                        "--sample-accuracy"])
+    assert code == 2 and "conditional" in err
+
+
+def test_unreadable_checkpoint_is_reported(tmp_path, data_dir):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a checkpoint")
+    code, _, err = run(["--checkpoint", str(bad), "--data-dir", str(data_dir), "--no-verify"])
+    assert code == 2 and "bad.npz" in err
