@@ -18,6 +18,7 @@ import numpy
 import lib  # noqa: F401  (configures Theano before it is imported)
 import theano
 import theano.tensor as T
+from tqdm import tqdm
 
 import mnist_data
 import quantize
@@ -35,16 +36,26 @@ def parse_args(argv=None):
                    help="MNIST folder (default: $MNIST_DIR, else the per-user cache, "
                         "downloading when absent)")
     p.add_argument("--out", default="pretrained/classifier.npz", help="weights file to write")
-    p.add_argument("--epochs", type=int, default=4, help="passes over the 60,000 images")
+    p.add_argument("--epochs", type=int, default=6, help="passes over the 60,000 images")
+    p.add_argument("--shift", type=int, default=2,
+                   help="move each training image by up to N pixels in x and y, afresh "
+                        "every step (0: no augmentation)")
+    p.add_argument("--lr-decay", type=float, default=0.7,
+                   help="multiply the learning rate by this after every epoch")
     p.add_argument("--batch-size", type=int, default=100, help="images per Adam step")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--q-levels", type=int, default=4,
                    help="grey levels of the inputs (as the PixelCNN to be scored)")
     p.add_argument("--seed", type=int, default=1234, help="weights and shuffles")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             p.error("--{} must be at least 1".format(name.replace("_", "-")))
+    if not 0 <= args.shift <= 8:
+        p.error("--shift must be 0..8 pixels, got {}".format(args.shift))
+    if not 0 < args.lr_decay <= 1:
+        p.error("--lr-decay must be in (0, 1], got {}".format(args.lr_decay))
     if args.seed < 0:
         p.error("--seed must be at least 0, got {}".format(args.seed))
     if not (args.lr > 0 and math.isfinite(args.lr)):
@@ -65,6 +76,19 @@ def build(q_levels):
     return net, X, theano.function([X], net.output())
 
 
+def shifted(images, shift, rng):
+    """Each (28, 28, 1) image moved by a random (dy, dx) in [-shift, shift], zeros
+    filling in: (n, 28, 28, 1) -> same shape."""
+    if shift == 0:
+        return images
+    out = numpy.zeros_like(images)
+    size = images.shape[1]
+    for dst, src, (dy, dx) in zip(out, images, rng.randint(-shift, shift + 1, (len(images), 2))):
+        dst[max(0, dy):size + min(0, dy), max(0, dx):size + min(0, dx)] = \
+            src[max(0, -dy):size + min(0, -dy), max(0, -dx):size + min(0, -dx)]
+    return out
+
+
 def accuracy(logits_fn, inputs, labels, batch=500):
     """Share of ``inputs`` (n, 28, 28, 1) whose arg-max logit is the label."""
     hits = sum(int((logits_fn(inputs[s:s + batch]).argmax(axis=1) == labels[s:s + batch]).sum())
@@ -80,17 +104,23 @@ def train(args):
     net, X, logits_fn = build(args.q_levels)
     y = T.ivector("y")
     cost = T.nnet.categorical_crossentropy(T.nnet.softmax(net.output()), y).mean()
-    step, _ = compile_train_step([X, y], cost, net.params, args.lr, grad_clip=0)
+    learning_rate = theano.shared(numpy.float32(args.lr), name="learning_rate")
+    step, _ = compile_train_step([X, y], cost, net.params, learning_rate, grad_clip=0)
+    rng = numpy.random.RandomState(args.seed)
     labels = data["train_labels"].astype(numpy.int32)
     for epoch in range(args.epochs):
         start = time.time()
         order = numpy.random.RandomState([args.seed, epoch]).permutation(len(train_x))
-        costs = [float(step(train_x[idx], labels[idx]))
-                 for idx in numpy.array_split(order, len(order) // args.batch_size)]
+        batches = numpy.array_split(order, len(order) // args.batch_size)
+        costs = [float(step(shifted(train_x[idx], args.shift, rng), labels[idx]))
+                 for idx in tqdm(batches, desc="epoch %d" % (epoch + 1), leave=False,
+                                 disable=args.no_progress, dynamic_ncols=True)]
         acc = accuracy(logits_fn, test_x, data["test_labels"])
         print("epoch {}: train cost {:.4f}, test accuracy {:.4f} ({:.0f} s)".format(
             epoch + 1, numpy.mean(costs), acc, time.time() - start), flush=True)
+        learning_rate.set_value(numpy.float32(learning_rate.get_value() * args.lr_decay))
     meta = {"model": "classifier", "q_levels": args.q_levels, "epochs": args.epochs,
+            "shift": args.shift, "lr": args.lr, "lr_decay": args.lr_decay, "seed": args.seed,
             "test_accuracy": acc}
     save_arrays(args.out, {p.name: p.get_value() for p in net.params}, meta=meta)
     print("wrote {} (test accuracy {:.4f})".format(args.out, acc))

@@ -19,7 +19,7 @@ import theano.tensor as T
 from lib.gate import gate
 from lib.channels_last import activate, as_map, conv1x1, conv_sum, kept_taps, to_map
 from lib.layers import Layer, bias, conv_filter, make_mask
-from models.gated_pixel_cnn import condition_matrix
+from models.gated_pixel_cnn import check_arguments, condition_matrix
 
 FIRST_FILTER_SIZE = 7
 FILTER_SIZE = 3
@@ -36,12 +36,7 @@ class FastGatedPixelCNN(Layer):
     def __init__(self, input_layer, input_dim, DIM, Q_LEVELS, num_layers=10,
                  condition=None, condition_dim=0, name=""):
         Layer.__init__(self, name)
-        if num_layers < 2:
-            raise ValueError("GatedPixelCNN needs num_layers >= 2, got {}".format(num_layers))
-        if Q_LEVELS < 2:
-            raise ValueError("Q_LEVELS must be >= 2, got {}".format(Q_LEVELS))
-        if (condition is None) != (condition_dim == 0):
-            raise ValueError("give both a condition and condition_dim > 0, or neither")
+        check_arguments(num_layers, Q_LEVELS, condition, condition_dim)
         self.DIM, self.num_layers = DIM, num_layers
         self.condition, self.condition_dim = condition, condition_dim
 

@@ -24,6 +24,7 @@ width, input_dim, Q_LEVELS)`` (or ``(..., input_dim)`` when Q_LEVELS is None).
 """
 from lib.channels_last import activate, as_map, causal_conv, conv1x1, kept_taps, to_map
 from lib.layers import Layer, bias, conv_filter, make_mask
+from models.pixel_conv import check_arguments
 
 FIRST_FILTER_SIZE = 7
 FILTER_SIZE = 3
@@ -35,10 +36,7 @@ class FastPixelConv(Layer):
     def __init__(self, input_layer, input_dim, DIM, Q_LEVELS=None, num_layers=6,
                  activation="relu", name=""):
         Layer.__init__(self, name)
-        if num_layers < 2:
-            raise ValueError("pixelConv needs num_layers >= 2, got {}".format(num_layers))
-        if Q_LEVELS is not None and Q_LEVELS < 2:
-            raise ValueError("Q_LEVELS must be None or >= 2, got {}".format(Q_LEVELS))
+        check_arguments(num_layers, Q_LEVELS)
         act = lambda x: activate(x, activation)  # noqa: E731
         self.weights = {}  # suffix -> (parameter, filter as used, bias, kept taps)
 

@@ -69,6 +69,16 @@ def gate(pre, dim):
     return T.tanh(pre[:, :dim]) * T.nnet.sigmoid(pre[:, dim:])
 
 
+def check_arguments(num_layers, Q_LEVELS, condition, condition_dim):
+    """Raise ValueError for sizes no gated network can have."""
+    if num_layers < 2:
+        raise ValueError("GatedPixelCNN needs num_layers >= 2, got {}".format(num_layers))
+    if Q_LEVELS < 2:
+        raise ValueError("Q_LEVELS must be >= 2, got {}".format(Q_LEVELS))
+    if (condition is None) != (condition_dim == 0):
+        raise ValueError("give both a condition and condition_dim > 0, or neither")
+
+
 def condition_matrix(condition_dim, out_dim, name):
     """Shared (condition_dim, out_dim) matrix V, Glorot-uniform."""
     stdev = numpy.sqrt(2.0 / (condition_dim + out_dim))
@@ -92,12 +102,7 @@ class GatedPixelCNN(Layer):
     def __init__(self, input_layer, input_dim, DIM, Q_LEVELS, num_layers=10,
                  condition=None, condition_dim=0, name=""):
         Layer.__init__(self, name)
-        if num_layers < 2:
-            raise ValueError("GatedPixelCNN needs num_layers >= 2, got {}".format(num_layers))
-        if Q_LEVELS < 2:
-            raise ValueError("Q_LEVELS must be >= 2, got {}".format(Q_LEVELS))
-        if (condition is None) != (condition_dim == 0):
-            raise ValueError("give both a condition and condition_dim > 0, or neither")
+        check_arguments(num_layers, Q_LEVELS, condition, condition_dim)
         self.input_dim, self.DIM, self.Q_LEVELS = input_dim, DIM, Q_LEVELS
         self.num_layers, self.condition, self.condition_dim = num_layers, condition, condition_dim
         self.convs = {}       # layer name -> Conv2D

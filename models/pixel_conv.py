@@ -39,6 +39,14 @@ FIRST_FILTER_SIZE = 7  # the first layer's effective k x k window
 FILTER_SIZE = 3        # every later layer's
 
 
+def check_arguments(num_layers, Q_LEVELS):
+    """Raise ValueError for sizes no pixelConv can have."""
+    if num_layers < 2:
+        raise ValueError("pixelConv needs num_layers >= 2, got {}".format(num_layers))
+    if Q_LEVELS is not None and Q_LEVELS < 2:
+        raise ValueError("Q_LEVELS must be None or >= 2, got {}".format(Q_LEVELS))
+
+
 class pixelConv(Layer):
     """PixelCNN with vertical/horizontal stacks, a residual horizontal path and
     two 1x1 output layers. Parameters are named ``<name>.vstackN``,
@@ -47,10 +55,7 @@ class pixelConv(Layer):
     def __init__(self, input_layer, input_dim, DIM, Q_LEVELS=None, num_layers=6,
                  activation="relu", name=""):
         Layer.__init__(self, name)
-        if num_layers < 2:
-            raise ValueError("pixelConv needs num_layers >= 2, got {}".format(num_layers))
-        if Q_LEVELS is not None and Q_LEVELS < 2:
-            raise ValueError("Q_LEVELS must be None or >= 2, got {}".format(Q_LEVELS))
+        check_arguments(num_layers, Q_LEVELS)
         act = lambda x: apply_activation(x, activation)  # noqa: E731
         self.convs = {}  # layer name -> Conv2D, in construction order
         self.above_maps, self.horizontal_maps = [], []  # per layer, (batch, DIM, H, W)

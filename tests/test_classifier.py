@@ -41,8 +41,24 @@ def test_a_pixelcnn_checkpoint_is_not_a_classifier(tmp_path):
     (["--seed", "-1"], "--seed"),
     (["--out", "c.pkl"], ".npz"),
     (["--q-levels", "1"], "Q_LEVELS"),
+    (["--shift", "9"], "--shift"),
+    (["--lr-decay", "0"], "--lr-decay"),
 ])
 def test_train_classifier_rejects_bad_arguments(argv, words, capsys):
     with pytest.raises(SystemExit) as exit_:
         train_classifier.parse_args(argv)
     assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_shift_moves_images_and_fills_with_zeros():
+    images = numpy.arange(2 * 28 * 28, dtype=numpy.float32).reshape(2, 28, 28, 1) + 1
+
+    class FixedShifts(object):
+        def randint(self, low, high, size):
+            return numpy.array([[2, -1], [0, 0]])
+
+    out = train_classifier.shifted(images, 2, FixedShifts())
+    numpy.testing.assert_array_equal(out[0, 2:, :27], images[0, :26, 1:])
+    assert not out[0, :2].any() and not out[0, :, 27].any()
+    numpy.testing.assert_array_equal(out[1], images[1])
+    assert train_classifier.shifted(images, 0, None) is images
