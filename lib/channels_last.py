@@ -4,7 +4,8 @@ The fast networks keep every activation as a matrix ``(batch * rows * width,
 channels)`` (viewed as ``(batch, rows, width, channels)`` where a shape is
 needed). A 1x1 convolution is then one product with the ``(in, out)`` weight
 matrix; a larger causal convolution is one product of the patch matrix of
-``lib.patches`` with the filter flattened to ``(taps * in [+ 1 bias row], out)``.
+``lib.patches`` with the filter flattened to ``(out, taps * in [+ 1 bias
+column])`` and used transposed.
 
 A map handed to ``causal_conv`` is a ``Map``: the tensor plus where its image
 rows start (``origin``) and how many rows after them are not image
@@ -16,6 +17,7 @@ import numpy
 import theano.tensor as T
 
 from lib.fast_relu import leaky_relu
+from lib.layers import bias as zero_bias, conv_filter, make_mask
 from lib.ops import apply_activation
 from lib.patches import patches
 
@@ -25,6 +27,15 @@ Map = collections.namedtuple("Map", "tensor origin trailing")
 def as_map(tensor, origin=0, trailing=0):
     """A ``(batch, rows, width, channels)`` tensor whose image rows start at ``origin``."""
     return Map(tensor, origin, trailing)
+
+
+def conv_weights(name, shape, masktype=None):
+    """``<name>.filter`` and ``<name>.b`` created exactly as ``Conv2D`` creates them
+    (same initialiser, same random draws). Returns (filter parameter, filter as
+    used (masked), bias, the taps the mask keeps)."""
+    param, used = conv_filter(shape, masktype, name + ".filter")
+    b = zero_bias((shape[0],), name + ".b")
+    return param, used, b, kept_taps(make_mask(shape, masktype) if masktype else shape)
 
 
 def kept_taps(mask_or_shape):

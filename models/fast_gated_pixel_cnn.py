@@ -17,8 +17,8 @@ the same position and the condition vector of the image.
 import theano.tensor as T
 
 from lib.gate import gate
-from lib.channels_last import activate, as_map, conv1x1, conv_sum, kept_taps, to_map
-from lib.layers import Layer, bias, conv_filter, make_mask
+from lib.channels_last import activate, as_map, conv1x1, conv_sum, conv_weights, to_map
+from lib.layers import Layer
 from models.gated_pixel_cnn import check_arguments, condition_matrix
 
 FIRST_FILTER_SIZE = 7
@@ -70,11 +70,9 @@ class FastGatedPixelCNN(Layer):
     def _conv_weights(self, suffix, shape, masktype=None):
         """``<name>.<suffix>.filter`` and ``.b`` as ``Conv2D`` creates them; returns
         (filter as used, bias, kept taps)."""
-        full = self.name + "." + suffix
-        param, used = conv_filter(shape, masktype, full + ".filter")
-        b = bias((shape[0],), full + ".b")
+        param, used, b, taps = conv_weights(self.name + "." + suffix, shape, masktype)
         self.params += [param, b]
-        return used, b, kept_taps(make_mask(shape, masktype) if masktype else shape)
+        return used, b, taps
 
     def _condition_weights(self, stack, i):
         """V of ``<stack>cond<i>`` (condition_dim, 2p), or None where there is none."""

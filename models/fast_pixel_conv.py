@@ -22,8 +22,8 @@ shift/crop trick (``models/pixel_conv.py``) as two views of one tensor.
 Input ``(batch, height, width, input_dim)``; output logits ``(batch, height,
 width, input_dim, Q_LEVELS)`` (or ``(..., input_dim)`` when Q_LEVELS is None).
 """
-from lib.channels_last import activate, as_map, causal_conv, conv1x1, kept_taps, to_map
-from lib.layers import Layer, bias, conv_filter, make_mask
+from lib.channels_last import activate, as_map, causal_conv, conv1x1, conv_weights, to_map
+from lib.layers import Layer
 from models.pixel_conv import check_arguments
 
 FIRST_FILTER_SIZE = 7
@@ -81,10 +81,7 @@ class FastPixelConv(Layer):
     def _weights(self, suffix, shape, masktype=None):
         """Create ``<name>.<suffix>.filter`` and ``.b`` as ``Conv2D`` does (same
         initialiser, same draws); returns (filter as used, bias, kept taps)."""
-        full = self.name + "." + suffix
-        param, used = conv_filter(shape, masktype, full + ".filter")
-        b = bias((shape[0],), full + ".b")
-        taps = kept_taps(make_mask(shape, masktype) if masktype else shape)
+        param, used, b, taps = conv_weights(self.name + "." + suffix, shape, masktype)
         self.weights[suffix] = (param, b)
         return used, b, taps
 
