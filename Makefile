@@ -1,12 +1,15 @@
-# make train   - create .venv (first time only), then train the 10-layer MNIST model
+# make sample  - create .venv (first time only), then draw 25 digits from the shipped model
 # make test    - create .venv (first time only), then run the test suite
+# make train   - create .venv (first time only), then train the 10-layer MNIST model
+#                (20 epochs: about 5 hours on a 2-core machine; --time-budget splits it)
 # Pass extra arguments with ARGS="...", e.g. make train ARGS="--epochs 1 --train-limit 1000".
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+HOOK   := $(VENV)/.theano-hook
 
-.PHONY: venv train test generate benchmark clean
+.PHONY: venv sample train test generate benchmark clean
 
 $(STAMP): requirements.txt
 	@# BLIS (used when present) and OpenBLAS make Theano's products fast; without
@@ -21,7 +24,15 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-venv: $(STAMP)
+# Configures Theano in this virtualenv whatever a script imports first (see lib/theano_env.py).
+$(HOOK): $(STAMP) lib/theano_env.py
+	$(PY) lib/theano_env.py install-hook
+	touch $(HOOK)
+
+venv: $(STAMP) $(HOOK)
+
+sample: venv
+	$(PY) generate.py --out samples.png $(ARGS)
 
 train: venv
 	$(PY) train_mnist.py $(ARGS)

@@ -28,8 +28,9 @@ import lib  # noqa: F401  (configures Theano before it is imported)
 import theano
 import theano.tensor as T
 
-import mnist_data
 import quantize
+import sampling
+from data import binarized, mnist
 from lib import WrapperLayer
 from lib.checkpoint import CheckpointError, read_checkpoint
 from lib.training import nll_per_example
@@ -53,6 +54,12 @@ def parse_args(argv=None):
                    help="our .npz (or a training state.npz) or the original's pickle")
     p.add_argument("--data-dir", default=None,
                    help="MNIST folder (default: $MNIST_DIR, else the per-user cache)")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "binarized-mnist"],
+                   default="mnist",
+                   help="the test split to score; binarized-mnist: the fixed binarization "
+                        "when the data folder holds binarized_mnist_test.amat, else MNIST's "
+                        "test images binarized once with a fixed seed (close to the fixed "
+                        "benchmark, not the same); needs a Q_LEVELS 2 checkpoint")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 and standard-size checks of the data files (for "
                         "small or custom IDX files)")
@@ -85,7 +92,7 @@ def load_network(path):
     try:
         config, weights = builder.read_network_checkpoint(path)
         net = builder.build(config, graph="fast")
-        net.all_params.set_param_values(weights, source=path)
+        builder.load_weights(net, weights, path)
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err))
     return net
@@ -94,12 +101,21 @@ def load_network(path):
 def test_set(args, q_levels):
     """(inputs, targets, labels) of the first --limit test images."""
     try:
-        data = mnist_data.load_dataset(args.data_dir, verify=not args.no_verify)
-    except mnist_data.DataError as err:
+        if args.dataset == "binarized-mnist":
+            if q_levels != 2:
+                raise UsageError("--dataset binarized-mnist needs a checkpoint with Q_LEVELS "
+                                 "2; this one has {}".format(q_levels))
+            data = binarized.load_binarized(args.data_dir, verify=not args.no_verify)
+            print(binarized.describe(data["binarization"]), flush=True)
+        else:
+            data = mnist.load_dataset(args.data_dir, dataset=args.dataset,
+                                      verify=not args.no_verify, splits=("test",))
+    except mnist.DataError as err:
         raise UsageError(str(err))
     images, labels = data["test_images"], data["test_labels"]
     if args.limit is not None:
-        images, labels = images[:args.limit], labels[:args.limit]
+        images = images[:args.limit]
+        labels = None if labels is None else labels[:args.limit]
     inputs, targets = quantize.quantize(images[..., None], q_levels)
     return inputs, targets, labels
 
@@ -158,8 +174,8 @@ def sample_accuracy(args, net, inputs, labels):
     else:
         wanted = numpy.repeat(numpy.arange(10), args.per_label)
         condition, name = builder.one_hot(wanted), "label_accuracy"
-    bins = net.sample(len(wanted), 28, 28, seed=args.seed, condition=condition,
-                      progress=False)
+    bins = sampling.sample(net, len(wanted), 28, 28, seed=args.seed, condition=condition,
+                           progress=False)
     drawn = quantize.targets_to_inputs(bins, q)
     return name, float((classify(drawn) == wanted).mean())
 
@@ -172,6 +188,9 @@ def evaluate(args):
                          "embedding); this one is not conditional")
     q = net.config["q_levels"]
     inputs, targets, labels = test_set(args, q)
+    if labels is None and net.H is not None:
+        raise UsageError("the fixed binarized MNIST files hold no labels, which this "
+                         "conditional checkpoint needs")
     subpixels = targets[0].size
     per_image = nll_per_image(net, inputs, targets, conditions(net, inputs, labels),
                               args.batch_size)

@@ -20,23 +20,45 @@ import sys
 
 import numpy
 
-import images
 import quantize
+from data import pictures
 from lib.checkpoint import CheckpointError
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
 DEFAULT_NUM = 25
+EXIT_CODES = """exit codes:
+  0  the pictures were written
+  1  the run failed (the output could not be written)
+  2  bad input: an invalid option, a checkpoint that does not load or fit,
+     missing or damaged data, an unreadable --like picture"""
 
 
 class UsageError(Exception):
     """Bad input: reported as one line and exit code 2."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Adds "(default: X)" to an option's help when X says something: not for
+    options without a value, and not when the help already tells the default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def parse_args(argv=None):
+    """The command line (see ``build_parser``)."""
+    return build_parser().parse_args(argv)
+
+
+def build_parser():
+    """The argument parser; every option has a help text."""
     p = argparse.ArgumentParser(
-        description="Draw images from a PixelCNN checkpoint, one pixel at a time in raster "
+        description="Draw images from a PixelCNN checkpoint, one pixel at a time in raster\n"
                     "order, each from the model's softmax given the pixels before it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        epilog=EXIT_CODES, formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", default=None,
                    help="parameters to load: our .npz (or a training state.npz) or a "
                         "pickle written by the original code. Without it, the shipped "
@@ -59,12 +81,14 @@ def parse_args(argv=None):
                         "faster); naive: rerun the whole network for every pixel, as the "
                         "original does")
     p.add_argument("--temperature", type=float, default=1.0,
-                   help="divide the logits by T before the softmax (<1: sharper)")
+                   help="divide the logits by T, a finite number > 0, before the "
+                        "softmax (<1: sharper)")
     p.add_argument("--height", type=int, default=28, help="image height in pixels")
     p.add_argument("--width", type=int, default=28, help="image width in pixels")
     p.add_argument("--reconstruct", type=int, metavar="N", default=None,
                    help="instead of sampling, redraw each pixel of the first N test "
-                        "images given the true pixels before it")
+                        "images given the true pixels before it (N at most the test "
+                        "split's size, 10,000 for MNIST; needs only the test files)")
     e = p.add_argument_group("embedding-conditioned checkpoints (--conditional embedding)")
     e.add_argument("--like", metavar="IMAGE.png", default=None,
                    help="draw new digits from the embedding f(image) of a 28x28 greyscale "
@@ -76,18 +100,26 @@ def parse_args(argv=None):
                         "images A and B: one row per draw (--num rows, default 4)")
     e.add_argument("--steps", type=int, default=8,
                    help="points on the line for --interpolate, ends included")
-    p.add_argument("--data-dir", default=None,
-                   help="MNIST folder for --reconstruct (default: $MNIST_DIR or the cache)")
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
-    p.add_argument("--no-verify", action="store_true",
+    d = p.add_argument_group("test images (for --reconstruct, --like-test-index and "
+                             "--interpolate)")
+    d.add_argument("--data-dir", default=None,
+                   help="folder with the test split's IDX files (default: $MNIST_DIR, else "
+                        "a per-user cache, downloading when absent)")
+    d.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+                   help="which dataset's test images")
+    d.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 and standard-size checks of the data files")
-    o = p.add_argument_group("model size (read off the checkpoint unless given)")
-    o.add_argument("--num-layers", type=int, default=None)
-    o.add_argument("--dim", type=int, default=None)
-    o.add_argument("--input-dim", type=int, default=None)
-    o.add_argument("--q-levels", type=int, default=None)
+    o = p.add_argument_group("model size (read off the checkpoint; these override it)")
+    o.add_argument("--num-layers", type=int, default=None,
+                   help="layers of the network, the 7x7 first layer and the 1x1 output "
+                        "layers included")
+    o.add_argument("--dim", type=int, default=None, help="feature maps per stack (DIM)")
+    o.add_argument("--input-dim", type=int, default=None,
+                   help="channels per pixel: 1 (grey) or 3 (colour)")
+    o.add_argument("--q-levels", type=int, default=None,
+                   help="grey levels per channel (Q_LEVELS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    return p
 
 
 def check_args(args):
@@ -95,8 +127,11 @@ def check_args(args):
         raise UsageError("--num must be at least 1, got {}".format(args.num))
     if args.reconstruct is not None and args.reconstruct < 1:
         raise UsageError("--reconstruct must be at least 1, got {}".format(args.reconstruct))
-    if args.temperature <= 0:
-        raise UsageError("--temperature must be > 0, got {}".format(args.temperature))
+    if not (args.temperature > 0 and numpy.isfinite(args.temperature)):
+        raise UsageError("--temperature must be a finite number > 0, got {}".format(
+            args.temperature))
+    if args.seed < 0:
+        raise UsageError("--seed must be at least 0, got {}".format(args.seed))
     if args.steps < 2:
         raise UsageError("--steps must be at least 2, got {}".format(args.steps))
     if sum(x is not None for x in (args.like, args.like_test_index, args.interpolate,
@@ -156,40 +191,44 @@ def build_with_weights(config, weights, source):
     from models import build as builder
     net = builder.build(config)
     try:
-        net.all_params.set_param_values(weights, source=source)
+        builder.load_weights(net, weights, source)
     except CheckpointError as err:
         raise UsageError(str(err))
     return net
 
 
 def load_test_split(args):
-    """The --dataset test images (n, 28, 28) uint8 and labels (n,)."""
-    import mnist_data
+    """The --dataset test images (n, 28, 28) uint8 and labels (n,); only the test
+    split's two files are read."""
+    from data import mnist
     try:
-        data = mnist_data.load_dataset(args.data_dir, dataset=args.dataset,
-                                       verify=not args.no_verify)
-    except mnist_data.DataError as err:
+        data = mnist.load_dataset(args.data_dir, dataset=args.dataset,
+                                  verify=not args.no_verify, splits=("test",))
+    except mnist.DataError as err:
         raise UsageError(str(err))
     return data["test_images"], data["test_labels"]
 
 
 def quantised_test_images(args, indices, q_levels):
     """Quantised test images ``indices`` as (n, 28, 28, 1) bins."""
-    pictures, _ = load_test_split(args)
+    images, _ = load_test_split(args)
     for i in indices:
-        if not 0 <= i < len(pictures):
+        if not 0 <= i < len(images):
             raise UsageError("test image index {} is outside 0..{}".format(
-                i, len(pictures) - 1))
-    return quantize.to_targets(pictures[list(indices)], q_levels)[..., None]
+                i, len(images) - 1))
+    return quantize.to_targets(images[list(indices)], q_levels)[..., None]
 
 
 def reconstruction_inputs(args, net):
     """(true bins (n, 28, 28, 1), their conditions or None) of the first --reconstruct
     test images; a conditional model gets each image's own label or embedding."""
     from models import build as builder
-    pictures, labels = load_test_split(args)
+    images, labels = load_test_split(args)
+    if args.reconstruct > len(images):
+        raise UsageError("--reconstruct {} asks for more images than the test split's "
+                         "{}".format(args.reconstruct, len(images)))
     q = net.config["q_levels"]
-    given = quantize.to_targets(pictures[:args.reconstruct], q)[..., None]
+    given = quantize.to_targets(images[:args.reconstruct], q)[..., None]
     if net.encoder is not None:
         return given, net.embed(quantize.targets_to_inputs(given, q))
     if net.H is not None:
@@ -208,6 +247,9 @@ def read_picture(path, q_levels):
     if picture.size != (28, 28):
         raise UsageError("{} is {}x{} pixels; --like needs a 28x28 picture (white digit on "
                          "black, as MNIST)".format(path, *picture.size))
+    if picture.mode not in ("L", "1", "I", "I;16", "F"):
+        print("note: {} is a {} picture; using its grey levels (ITU-R 601 luma)".format(
+            path, picture.mode), flush=True)
     pixels = numpy.asarray(picture.convert("L"), dtype=numpy.uint8)
     return quantize.to_targets(pixels[None, :, :, None], q_levels)
 
@@ -256,6 +298,7 @@ def labels_for(args, net, num):
 
 def generate(args):
     """Run as ``args`` says; returns the drawn bins (num, height, width, input_dim)."""
+    import sampling
     from models import build as builder
     check_args(args)
     config, weights = load_checkpoint(args)
@@ -274,21 +317,27 @@ def generate(args):
                              "--like, --like-test-index or --interpolate")
         num = len(condition) if condition is not None else (args.num or DEFAULT_NUM)
         height, width = args.height, args.width
-    bins = net.sample(num, height, width, seed=args.seed, temperature=args.temperature,
-                      progress=not args.no_progress, given=given, sampler=args.sampler,
-                      condition=condition)
-    save_outputs(args.out, quantize.to_display(bins, config["q_levels"]), grid)
+    used = "cached" if args.sampler == "cached" and sampling.has_cached_sampler(config) \
+        else "naive"
+    print("sampling {} images with the {} sampler{}".format(
+        num, used, "" if used == args.sampler else " (this model has no cached one)"),
+        flush=True)
+    bins = sampling.sample(net, num, height, width, seed=args.seed,
+                           temperature=args.temperature, progress=not args.no_progress,
+                           given=given, sampler=args.sampler, condition=condition)
+    row_labels = list(range(10)) if args.labels is not None and not args.reconstruct else None
+    save_outputs(args.out, quantize.to_display(bins, config["q_levels"]), grid, row_labels)
     return bins
 
 
-def save_outputs(png_path, pictures, grid=None):
+def save_outputs(png_path, images, grid=None, row_labels=None):
     """Write the grid PNG and the .npy; on failure neither is left behind."""
     from lib.checkpoint import atomic_write
-    pictures = pictures[..., 0] if pictures.shape[-1] == 1 else pictures
+    images = images[..., 0] if images.shape[-1] == 1 else images
     npy_path = os.path.splitext(png_path)[0] + ".npy"
-    atomic_write(npy_path, lambda f: numpy.save(f, pictures))
+    atomic_write(npy_path, lambda f: numpy.save(f, images))
     try:
-        images.save_grid(png_path, pictures, *(grid or (None, None)))
+        pictures.save_grid(png_path, images, *(grid or (None, None)), row_labels=row_labels)
     except BaseException:
         os.remove(npy_path)
         raise
@@ -296,12 +345,16 @@ def save_outputs(png_path, pictures, grid=None):
 
 
 def main(argv=None):
+    """Command-line entry point; returns the exit code (see ``EXIT_CODES``)."""
     args = parse_args(argv)
     try:
         generate(args)
-    except (UsageError, CheckpointError, OSError) as err:
+    except (UsageError, CheckpointError) as err:
         print("error: {}".format(err), file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as err:
+        print("error: {}".format(err), file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

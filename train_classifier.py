@@ -20,8 +20,8 @@ import theano
 import theano.tensor as T
 from tqdm import tqdm
 
-import mnist_data
 import quantize
+from data import mnist
 from lib import WrapperLayer
 from lib.checkpoint import save_arrays
 from lib.training import compile_train_step
@@ -97,7 +97,7 @@ def accuracy(logits_fn, inputs, labels, batch=500):
 
 
 def train(args):
-    data = mnist_data.load_dataset(args.data_dir)
+    data = mnist.load_dataset(args.data_dir)
     train_x, _ = quantize.quantize(data["train_images"][..., None], args.q_levels)
     test_x, _ = quantize.quantize(data["test_images"][..., None], args.q_levels)
     numpy.random.seed(args.seed)
@@ -130,7 +130,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         train(args)
-    except (mnist_data.DataError, OSError) as err:
+    except (mnist.DataError, OSError) as err:
         print("error: {}".format(err), file=sys.stderr)
         return 1
     return 0

@@ -48,9 +48,9 @@ import lib  # noqa: E402,F401  (configures Theano before it is imported)
 import theano  # noqa: E402
 import theano.tensor as T  # noqa: E402
 
-import images  # noqa: E402
-import mnist_data  # noqa: E402
 import quantize  # noqa: E402
+import sampling  # noqa: E402
+from data import mnist, pictures  # noqa: E402
 from lib.checkpoint import atomic_write  # noqa: E402
 from lib.training import compile_train_step, nll_per_example, nll_per_subpixel  # noqa: E402
 from models import build as builder  # noqa: E402
@@ -114,12 +114,16 @@ class Data(object):
     """Quantised MNIST: training inputs/targets/labels and the validation subset."""
 
     def __init__(self, data_dir, q_levels, valid_count):
-        data = mnist_data.load_dataset(data_dir)
+        data = mnist.load_dataset(data_dir)
         self.train_x, self.train_t = quantize.quantize(data["train_images"][..., None], q_levels)
         self.train_labels = data["train_labels"].astype(numpy.int64)
         test = data["test_images"][:valid_count]
         self.valid_x, self.valid_t = quantize.quantize(test[..., None], q_levels)
         self.valid_labels = data["test_labels"][:valid_count].astype(numpy.int64)
+
+    def batch(self, idx, step):
+        """(inputs, targets, labels) of training images ``idx`` at ``step``."""
+        return self.train_x[idx], self.train_t[idx], self.train_labels[idx]
 
 
 class Run(object):
@@ -127,7 +131,7 @@ class Run(object):
 
     def __init__(self, name, config, args):
         self.name, self.args = name, args
-        self.config = dict(config, input_dim=1, dim=DIM, q_levels=args.q_levels)
+        self.config = dict({"dim": DIM}, input_dim=1, q_levels=args.q_levels, **config)
         numpy.random.seed(args.seed)  # the same weight stream for every model
         self.net = builder.build(self.config)
         self.conditional = self.net.H is not None
@@ -148,9 +152,10 @@ class Run(object):
         costs, times = [], []
         for step in range(self.args.steps):
             idx = order[(step * bs) % len(order):][:bs]
-            batch = [data.train_x[idx], data.train_t[idx]]
+            x, t, labels = data.batch(idx, step)
+            batch = [x, t]
             if self.conditional:
-                batch.append(builder.one_hot(data.train_labels[idx]))
+                batch.append(builder.one_hot(labels))
             start = time.time()
             cost = float(self.train_fn(*batch))
             times.append(time.time() - start)
@@ -179,7 +184,7 @@ class Run(object):
 def save_bins(path, bins, rows, cols, q_levels):
     """Sampled bins (num, h, w, 1) -> a PNG grid at ``path``."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    images.save_png(path, images.make_grid(quantize.to_display(bins[..., 0], q_levels),
+    pictures.save_png(path, pictures.make_grid(quantize.to_display(bins[..., 0], q_levels),
                                            rows, cols))
 
 
@@ -189,13 +194,13 @@ def draw_pictures(run, args):
     if run.name == "gated_class":
         labels = numpy.repeat(numpy.arange(10), 10)  # row r: ten samples of digit r
         start = time.time()
-        bins = run.net.sample(len(labels), 28, 28, seed=args.seed, progress=False,
-                              condition=builder.one_hot(labels))
+        bins = sampling.sample(run.net, len(labels), 28, 28, seed=args.seed, progress=False,
+                               condition=builder.one_hot(labels))
         save_bins(os.path.join(args.docs_dir, "class_grid.png"), bins, 10, 10, args.q_levels)
         timing["class_grid_s"] = time.time() - start
     elif run.name == "gated":
         start = time.time()
-        bins = run.net.sample(25, 28, 28, seed=args.seed, progress=False)
+        bins = sampling.sample(run.net, 25, 28, 28, seed=args.seed, progress=False)
         save_bins(os.path.join(args.docs_dir, "gated_samples.png"), bins, 5, 5, args.q_levels)
         timing["gated_samples_s"] = time.time() - start
     return timing

@@ -40,7 +40,7 @@ import theano  # noqa: E402
 import theano.tensor as T  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-import images  # noqa: E402
+from data import pictures  # noqa: E402
 from lib.ops import floatX  # noqa: E402
 from models import build as builder  # noqa: E402
 
@@ -137,7 +137,7 @@ def draw_panel(grad, classes, row, col, scale, title, subtitle):
         rgb[seen] = numpy.round(90 + 165 * level).astype(numpy.uint8)[:, None]
     rgb[classes["future_seen"]] = CAUSALITY_BUG
     rgb[row, col] = TARGET
-    grid = images.make_grid(rgb[None], 1, 1, pad=0, scale=scale)
+    grid = pictures.make_grid(rgb[None], 1, 1, pad=0, scale=scale)
     header = 32
     panel = Image.new("RGB", (grid.shape[1] + 2, grid.shape[0] + header + 2), BACKGROUND)
     panel.paste(Image.fromarray(grid), (1, header + 1))
@@ -192,7 +192,7 @@ def main(argv=None):
         x += p.width + gap
     canvas.paste(strip, (0, height))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    images.save_png(args.out, numpy.asarray(canvas))
+    pictures.save_png(args.out, numpy.asarray(canvas))
     print("wrote {} ({}x{}, target ({}, {}) of {}x{})".format(
         args.out, canvas.width, canvas.height, args.row, args.col, args.size, args.size))
     print(" ".join("{}={}/{}".format(n, s, e) for n, s, e in results))

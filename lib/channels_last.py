@@ -29,13 +29,15 @@ def as_map(tensor, origin=0, trailing=0):
     return Map(tensor, origin, trailing)
 
 
-def conv_weights(name, shape, masktype=None):
+def conv_weights(name, shape, masktype=None, groups=None):
     """``<name>.filter`` and ``<name>.b`` created exactly as ``Conv2D`` creates them
-    (same initialiser, same random draws). Returns (filter parameter, filter as
-    used (masked), bias, the taps the mask keeps)."""
-    param, used = conv_filter(shape, masktype, name + ".filter")
+    (same initialiser, same random draws; ``groups`` as in ``lib.layers.make_mask``).
+    Returns (filter parameter, filter as used (masked), bias, the taps the mask
+    keeps)."""
+    param, used = conv_filter(shape, masktype, name + ".filter", groups=groups)
     b = zero_bias((shape[0],), name + ".b")
-    return param, used, b, kept_taps(make_mask(shape, masktype) if masktype else shape)
+    return param, used, b, kept_taps(make_mask(shape, masktype, groups=groups) if masktype
+                                     else shape)
 
 
 def kept_taps(mask_or_shape):

@@ -39,7 +39,18 @@ def channel_groups(channels, colour_groups):
     return numpy.arange(channels) * colour_groups // channels
 
 
-def make_mask(filter_shape, masktype, colour_groups=1):
+def gated_channel_groups(channels, colour_groups):
+    """Colour groups of the ``2p`` pre-activation maps of a gate ``tanh(a[:p]) *
+    sigmoid(a[p:])``: channel c and c + p belong to the group of gated map c
+    (``channel_groups(p, colour_groups)``), so that each gated map stays in its
+    colour. int array ``(channels,)``."""
+    if channels % 2:
+        raise ValueError("a gate's pre-activation needs an even number of maps, got {}".format(
+            channels))
+    return numpy.tile(channel_groups(channels // 2, colour_groups), 2)
+
+
+def make_mask(filter_shape, masktype, colour_groups=1, groups=None):
     """Causal mask for a filter of shape ``(out, in, rows, cols)``, same shape out.
 
     Ones on the rows above the centre and, on the centre row, left of the
@@ -53,11 +64,19 @@ def make_mask(filter_shape, masktype, colour_groups=1):
     With ``colour_groups`` > 1 the centre tap from input channel i to output
     channel o is kept when ``group(i) < group(o)`` ('a') or ``<=`` ('b'), the
     groups as in :func:`channel_groups`; ``colour_groups=1`` is the above.
+    ``groups``: (out groups ``(out,)``, in groups ``(in,)``) int arrays given
+    explicitly (e.g. :func:`gated_channel_groups`) instead.
     """
     if masktype not in ("a", "b"):
         raise ValueError("masktype must be None, 'a' or 'b', got {!r}".format(masktype))
-    out_groups = channel_groups(filter_shape[0], colour_groups)
-    in_groups = channel_groups(filter_shape[1], colour_groups)
+    if groups is not None:
+        out_groups, in_groups = (numpy.asarray(g) for g in groups)
+        if out_groups.shape != filter_shape[:1] or in_groups.shape != filter_shape[1:2]:
+            raise ValueError("groups of shapes {} and {} do not fit a filter {}".format(
+                out_groups.shape, in_groups.shape, filter_shape))
+    else:
+        out_groups = channel_groups(filter_shape[0], colour_groups)
+        in_groups = channel_groups(filter_shape[1], colour_groups)
     rows, cols = filter_shape[2], filter_shape[3]
     mask = numpy.zeros(filter_shape, dtype=theano.config.floatX)
     mask[:, :, :rows // 2, :] = 1.0
@@ -70,16 +89,17 @@ def make_mask(filter_shape, masktype, colour_groups=1):
     return mask
 
 
-def conv_filter(filter_shape, masktype=None, name="", colour_groups=1):
+def conv_filter(filter_shape, masktype=None, name="", colour_groups=1, groups=None):
     """Glorot-uniform filter ``(out, in, rows, cols)``; returns (shared
     parameter, filter used in the conv).
 
     std = sqrt(2 / (fan_in + fan_out)), times sqrt(2) when masked (about half
     of the taps are zero). The masked filter is ``parameter * mask``, so the
-    masked taps get zero gradient. ``colour_groups`` as in :func:`make_mask`.
+    masked taps get zero gradient. ``colour_groups``, ``groups`` as in
+    :func:`make_mask`.
     """
-    if masktype is None and colour_groups != 1:
-        raise ValueError("colour_groups={} needs a masktype ('a' or 'b')".format(colour_groups))
+    if masktype is None and (colour_groups != 1 or groups is not None):
+        raise ValueError("colour groups need a masktype ('a' or 'b')")
     fan_in = numpy.prod(filter_shape[1:])
     fan_out = filter_shape[0] * numpy.prod(filter_shape[2:])
     init = uniform(numpy.sqrt(2.0 / (fan_in + fan_out)), filter_shape)
@@ -88,7 +108,7 @@ def conv_filter(filter_shape, masktype=None, name="", colour_groups=1):
     param = theano.shared(init, name=name)
     if masktype is None:
         return param, param
-    return param, param * make_mask(filter_shape, masktype, colour_groups)
+    return param, param * make_mask(filter_shape, masktype, colour_groups, groups)
 
 
 def bias(length, name=""):
@@ -128,13 +148,13 @@ class Conv2D(Layer):
     output ``(batch, output_channels, height', width')`` where the output size
     follows Theano's ``border_mode`` ('half', 'valid', 'full' or (pad_rows,
     pad_cols)). ``filter_size`` is an int or a (rows, cols) tuple; parameters
-    are ``<name>.filter`` and ``<name>.b``. ``colour_groups`` > 1 (masked
-    filters only) adds the colour masks of :func:`make_mask`.
+    are ``<name>.filter`` and ``<name>.b``. ``colour_groups`` > 1 or explicit
+    ``groups`` (masked filters only) add the colour masks of :func:`make_mask`.
     """
 
     def __init__(self, input_layer, input_channels, output_channels, filter_size,
                  subsample=(1, 1), border_mode="half", masktype=None, activation=None, name="",
-                 colour_groups=1):
+                 colour_groups=1, groups=None):
         Layer.__init__(self, name)
         self.X = input_layer.output()
         self.subsample = subsample
@@ -146,7 +166,7 @@ class Conv2D(Layer):
             self.filter_shape = (output_channels, input_channels, filter_size, filter_size)
 
         self.filter_param, self.filter = conv_filter(self.filter_shape, masktype, name + ".filter",
-                                                     colour_groups)
+                                                     colour_groups, groups)
         self.bias = bias((output_channels,), name + ".b")
         self.params = [self.filter_param, self.bias]
 

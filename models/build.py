@@ -1,4 +1,4 @@
-"""Build any of the project's networks from a small config dict, and sample from it.
+"""Build any of the project's networks from a small config dict.
 
 A config is ``{"model", "input_dim", "dim", "num_layers", "q_levels"}`` plus,
 for the gated model, ``"conditional": "none" | "class" | "embedding"`` (with
@@ -22,7 +22,7 @@ import theano
 import theano.tensor as T
 
 from lib import Model, WrapperLayer
-from lib.checkpoint import read_checkpoint
+from lib.checkpoint import CheckpointError, read_checkpoint
 from models.pixel_conv import pixelConv
 
 MODEL_NAME = "MNIST.pixelCNN"
@@ -98,52 +98,6 @@ class Network(object):
         if self.H is None:
             return self._logits_fn
         return lambda x: self._logits_fn(x, condition[:len(x)])
-
-    def has_cached_sampler(self):
-        return self.config["model"] in ("pixelconv", "gated")
-
-    def sample(self, num, height, width, seed=0, temperature=1.0, progress=True, given=None,
-               condition=None, sampler="cached"):
-        """Draw images (num, height, width, input_dim) uint8 bins in raster order.
-
-        ``given``: true bins to condition each pixel on (a reconstruction).
-        ``condition``: (num, condition_dim) for conditional models.
-        ``sampler``: 'cached' (exact and fast where the model allows it, else
-        naive) or 'naive' (the whole network per pixel).
-        """
-        import sampling
-        c = self.config
-        self._check_condition(condition, num)
-        if sampler == "cached" and self.has_cached_sampler():
-            weights = self.model.param_values()
-            if c["model"] == "pixelconv":
-                from fast_sampling import CachedPixelConv, sample_cached
-                net = CachedPixelConv(weights, PREFIX, c["num_layers"], c["input_dim"],
-                                      c["q_levels"])
-                return sample_cached(net, num, height, width, seed=seed, temperature=temperature,
-                                     progress=progress, given=given)
-            from fast_gated_sampling import CachedGatedPixelCNN, sample_cached_gated
-            net = CachedGatedPixelCNN(weights, PREFIX, c["num_layers"], c["input_dim"],
-                                      c["q_levels"])
-            return sample_cached_gated(net, num, height, width, condition=condition, seed=seed,
-                                       temperature=temperature, progress=progress, given=given)
-        logits_fn = self.logits_fn(condition)
-        if given is not None:
-            return sampling.reconstruct(logits_fn, given, c["q_levels"], seed=seed,
-                                        temperature=temperature)
-        return sampling.sample_naive(logits_fn, num, height, width, c["input_dim"],
-                                     c["q_levels"], seed=seed, temperature=temperature,
-                                     progress=progress)
-
-    def _check_condition(self, condition, num):
-        if self.H is None and condition is not None:
-            raise ValueError("this model is not conditional; it takes no label")
-        if self.H is not None:
-            if condition is None:
-                raise ValueError("this model is conditional: give a label")
-            if condition.shape != (num, condition_dim(self.config)):
-                raise ValueError("condition must have shape {}, got {}".format(
-                    (num, condition_dim(self.config)), condition.shape))
 
 
 GRAPHS = ("fast", "faithful")
@@ -242,6 +196,31 @@ def read_network_checkpoint(path):
     except (ValueError, TypeError) as err:
         raise ValueError("{}: {}".format(path, err))
     return config, rename_to_prefix(arrays)
+
+
+def load_weights(net, weights, source):
+    """Put a checkpoint's ``{name: ndarray}`` into ``net``; CheckpointError listing every
+    mismatch, and saying so when the checkpoint predates the paper's blocks."""
+    try:
+        net.all_params.set_param_values(weights, source=source)
+    except CheckpointError as err:
+        if net.config["model"] in ("masked", "rowlstm", "diagbilstm") and old_block_layout(
+                net.config["model"], weights):
+            raise CheckpointError(
+                "{}\n{} was written before the {} model took the paper's residual blocks "
+                "and output head (1x1 convolutions around each 3x3 or LSTM layer, DIM = 2h); "
+                "its weights do not fit the model any more: train it again".format(
+                    err, source, net.config["model"]))
+        raise
+
+
+def old_block_layout(model, weights):
+    """True for masked / PixelRNN weights of the earlier layout (a residual layer of
+    DIM maps without the 1x1 convolutions of the paper's block)."""
+    if model == "masked":
+        return any(re.search(r"\.layer\d+\.filter$", n) for n in weights)
+    return any(re.search(r"\.%s\d+\." % model, n) for n in weights) and \
+        not any(re.search(r"\.%s\d+\.expand\.filter$" % model, n) for n in weights)
 
 
 def rename_to_prefix(arrays):

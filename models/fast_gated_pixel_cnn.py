@@ -19,7 +19,7 @@ import theano.tensor as T
 from lib.gate import gate
 from lib.channels_last import activate, as_map, conv1x1, conv_sum, conv_weights, to_map
 from lib.layers import Layer
-from models.gated_pixel_cnn import check_arguments, condition_matrix
+from models.gated_pixel_cnn import check_arguments, colour_mask, condition_matrix
 
 FIRST_FILTER_SIZE = 7
 FILTER_SIZE = 3
@@ -36,8 +36,9 @@ class FastGatedPixelCNN(Layer):
     def __init__(self, input_layer, input_dim, DIM, Q_LEVELS, num_layers=10,
                  condition=None, condition_dim=0, name=""):
         Layer.__init__(self, name)
-        check_arguments(num_layers, Q_LEVELS, condition, condition_dim)
+        check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim, DIM)
         self.DIM, self.num_layers = DIM, num_layers
+        self.input_dim, self.Q_LEVELS = input_dim, Q_LEVELS
         self.condition, self.condition_dim = condition, condition_dim
 
         X = input_layer.output()                          # (batch, H, W, input_dim)
@@ -50,7 +51,7 @@ class FastGatedPixelCNN(Layer):
 
         k = FIRST_FILTER_SIZE
         X_v, link = self._vertical(pixels, input_dim, (k // 2 + 1, k), 1)
-        f, b, taps = self._conv_weights("hstack1", (2 * DIM, input_dim, 1, k), masktype="a")
+        f, b, taps = self._conv_weights("hstack1", (2 * DIM, input_dim, 1, k))
         X_h = self._horizontal(1, ([pixels], f, taps, (0, -(k // 2))), b, link)
         for i in range(2, num_layers):
             k = FILTER_SIZE
@@ -67,10 +68,11 @@ class FastGatedPixelCNN(Layer):
         self.Y = conv1x1(hidden, f, b).reshape((batch, height, width, input_dim, Q_LEVELS))
 
     # ----- parameters (created in GatedPixelCNN's order) -----------------------------
-    def _conv_weights(self, suffix, shape, masktype=None):
-        """``<name>.<suffix>.filter`` and ``.b`` as ``Conv2D`` creates them; returns
-        (filter as used, bias, kept taps)."""
-        param, used, b, taps = conv_weights(self.name + "." + suffix, shape, masktype)
+    def _conv_weights(self, suffix, shape):
+        """``<name>.<suffix>.filter`` and ``.b`` as ``Conv2D`` creates them, with the
+        layer's mask (``colour_mask``); returns (filter as used, bias, kept taps)."""
+        masktype, groups = colour_mask(suffix, self.input_dim, self.DIM, self.Q_LEVELS)
+        param, used, b, taps = conv_weights(self.name + "." + suffix, shape, masktype, groups)
         self.params += [param, b]
         return used, b, taps
 

@@ -50,6 +50,18 @@ Parameters (``<name>.<layer>.filter`` / ``.b``, filters
 
 As in pixelConv, ``num_layers`` counts the stack layers plus the output
 layers: there are ``num_layers - 1`` stack layers.
+
+Colour (``input_dim`` = 3, R -> G -> B as in the PixelRNN paper). The p maps
+of the horizontal stack are split into R, G and B groups (``lib.layers``), a
+gate's 2p pre-activation maps so that maps c and c + p share the group of
+gated map c. At the current pixel, group g may see only colours < g of the
+image (mask 'a' on ``hstack1``'s centre tap) and groups <= g of the maps
+(mask 'b' on the current-column taps of ``hstack{i}``, the links ``v2h{i}``,
+``h2hstack{i}`` and both output layers); ``combined_stack2``'s channel
+``d * Q_LEVELS + q`` is in group d. So the logits of colour d at a pixel see
+its colours < d and everything before the pixel. The vertical stack sees only
+rows above and needs no colour mask. With ``input_dim`` = 1 none of these
+masks exists and the model is unchanged (``colour_mask``).
 """
 import re
 
@@ -57,7 +69,7 @@ import numpy
 import theano
 import theano.tensor as T
 
-from lib.layers import Conv2D, Layer, WrapperLayer, uniform
+from lib.layers import Conv2D, Layer, WrapperLayer, channel_groups, gated_channel_groups, uniform
 
 FIRST_FILTER_SIZE = 7  # layer 1's window width (4 rows above, 3 pixels to the left)
 FILTER_SIZE = 3        # later layers: 2x3 vertical, 1x2 horizontal
@@ -69,8 +81,33 @@ def gate(pre, dim):
     return T.tanh(pre[:, :dim]) * T.nnet.sigmoid(pre[:, dim:])
 
 
-def check_arguments(num_layers, Q_LEVELS, condition, condition_dim):
+def colour_mask(suffix, input_dim, DIM, Q_LEVELS):
+    """(masktype, groups) of layer ``suffix`` ("hstack1", "v2h3", ...) for
+    ``Conv2D`` / ``lib.layers.make_mask``: the colour masks of the module
+    docstring when ``input_dim`` > 1; else only ``hstack1``'s mask 'a'."""
+    kind = suffix.rstrip("0123456789")
+    if input_dim == 1:
+        return ("a", None) if suffix == "hstack1" else (None, None)
+    image = numpy.arange(input_dim)
+    maps = channel_groups(DIM, input_dim)
+    pre = gated_channel_groups(2 * DIM, input_dim)
+    groups = {"hstack1": ("a", (pre, image)),
+              "hstack": ("b", (pre, maps)),
+              "v2h": ("b", (pre, pre)),
+              "h2hstack": ("b", (maps, maps)),
+              "combined_stack": ("b", (maps, maps))}
+    if suffix == "hstack1":
+        return groups["hstack1"]
+    if suffix == "combined_stack2":
+        return "b", (channel_groups(input_dim * Q_LEVELS, input_dim), maps)
+    return groups.get(kind, (None, None))
+
+
+def check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim=1, DIM=None):
     """Raise ValueError for sizes no gated network can have."""
+    if input_dim < 1 or (DIM is not None and DIM < input_dim):
+        raise ValueError("need 1 <= input_dim <= DIM (one group of maps per colour), got "
+                         "input_dim={}, DIM={}".format(input_dim, DIM))
     if num_layers < 2:
         raise ValueError("GatedPixelCNN needs num_layers >= 2, got {}".format(num_layers))
     if Q_LEVELS < 2:
@@ -102,7 +139,7 @@ class GatedPixelCNN(Layer):
     def __init__(self, input_layer, input_dim, DIM, Q_LEVELS, num_layers=10,
                  condition=None, condition_dim=0, name=""):
         Layer.__init__(self, name)
-        check_arguments(num_layers, Q_LEVELS, condition, condition_dim)
+        check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim, DIM)
         self.input_dim, self.DIM, self.Q_LEVELS = input_dim, DIM, Q_LEVELS
         self.num_layers, self.condition, self.condition_dim = num_layers, condition, condition_dim
         self.convs = {}       # layer name -> Conv2D
@@ -116,12 +153,13 @@ class GatedPixelCNN(Layer):
         self.Y = self._output_layers(X_h)
 
     # ----- pieces -----------------------------------------------------------------
-    def _conv(self, inputs, n_in, n_out, size, border, suffix, masktype=None,
-              activation=None):
-        """Conv2D on a (batch, n_in, H, W) tensor, registered under ``suffix``."""
+    def _conv(self, inputs, n_in, n_out, size, border, suffix, activation=None):
+        """Conv2D on a (batch, n_in, H, W) tensor, registered under ``suffix``, with
+        the layer's mask (:func:`colour_mask`)."""
+        masktype, groups = colour_mask(suffix, self.input_dim, self.DIM, self.Q_LEVELS)
         layer = Conv2D(WrapperLayer(inputs), n_in, n_out, size, border_mode=border,
                        masktype=masktype, activation=activation,
-                       name=self.name + "." + suffix)
+                       name=self.name + "." + suffix, groups=groups)
         self.convs[suffix] = layer
         self.params += layer.params
         return layer.output()
@@ -154,7 +192,7 @@ class GatedPixelCNN(Layer):
         k = FIRST_FILTER_SIZE
         X_v, above = self._vertical(self.X, self.input_dim, (k // 2 + 1, k), 1)
         pixels = self._conv(self.X, self.input_dim, 2 * self.DIM, (1, k), (0, k // 2),
-                            "hstack1", masktype="a")       # columns c-3 .. c-1
+                            "hstack1")       # mask 'a': columns c-3 .. c-1
         X_h = gate(self._conditioned(pixels + above, "h", 1), self.DIM)
         self.horizontal_maps.append(X_h)
         return X_v, X_h

@@ -3,12 +3,17 @@
 Models take ``(batch, height, width, input_dim)`` images and return logits
 ``(batch, height, width, input_dim, Q_LEVELS)`` (or ``(batch, height, width,
 input_dim)`` when ``Q_LEVELS`` is None), like ``pixelConv``. Inside, maps are
-in Theano layout ``(batch, channels, height, width)``::
+in Theano layout ``(batch, channels, height, width)``; the residual stream has
+DIM = 2h maps and each LSTM h units, as in "Pixel Recurrent Neural Networks"
+(van den Oord et al. 2016, section 3.5 and figure 5)::
 
-    7x7 conv, mask 'a'             input_dim -> DIM               <name>.first
-    num_layers x  X + LSTM(X)      DIM -> DIM     <name>.rowlstmN / <name>.diagbilstmN
-    relu(1x1 conv, mask 'b')       DIM -> DIM                     <name>.output1
-    1x1 conv, mask 'b'             DIM -> input_dim * Q_LEVELS    <name>.output2
+    7x7 conv, mask 'a'             input_dim -> 2h                <name>.first
+    num_layers x residual block:   2h -> 2h
+        LSTM layer                 2h -> h          <name>.rowlstmN / <name>.diagbilstmN
+        1x1 conv, mask 'b'         h -> 2h          <name>.<kind>N.expand
+        added to the block's input
+    relu, 1x1 conv, mask 'b'       2h -> 2h                       <name>.output1
+    relu, 1x1 conv, mask 'b'       2h -> input_dim * Q_LEVELS     <name>.output2
 
 LSTM cell. A recurrent layer with DIM hidden units computes ``4 * DIM`` gate
 pre-activations per pixel, channel ``4 * k + g`` being gate g of unit k, gates
@@ -224,12 +229,14 @@ class DiagonalBiLSTM(Layer):
 
 
 class PixelRNN(MaskedStack):
-    """First 7x7 mask-'a' conv, ``num_layers`` residual LSTM layers of class
-    ``recurrent_layer``, two 1x1 mask-'b' output convs (module docstring).
+    """First 7x7 mask-'a' conv, ``num_layers`` residual blocks around LSTM layers of
+    class ``recurrent_layer``, the relu/1x1 output head (module docstring).
 
     ``input_layer.output()`` is ``(batch, height, width, input_dim)``;
     ``output()`` is ``(batch, height, width, input_dim, Q_LEVELS)`` logits.
-    Parameters ``<name>.first``, ``<name>.<kind>N...``, ``<name>.output1/2``.
+    DIM is the residual stream's 2h (even; each LSTM has h = DIM / 2 units, a
+    multiple of input_dim). Parameters ``<name>.first``, ``<name>.<kind>N...``
+    (the LSTM), ``<name>.<kind>N.expand``, ``<name>.output1/2``.
     """
 
     recurrent_layer = None  # RowLSTM or DiagonalBiLSTM
@@ -239,16 +246,18 @@ class PixelRNN(MaskedStack):
                  activation="relu", name=""):
         MaskedStack.__init__(self, input_dim, name)
         check_sizes(input_dim, DIM, Q_LEVELS)
-        check_hidden(DIM, input_dim)
+        h = DIM // 2
+        check_hidden(h, input_dim)
         if num_layers < 1:
             raise ValueError("num_layers must be >= 1, got {}".format(num_layers))
         X = self.first_layer(input_layer.output(), input_dim, DIM)
         self.hidden_maps = [X]  # (batch, DIM, H, W) after each layer
         for n in range(1, num_layers + 1):
             suffix = "%s%d" % (self.kind, n)
-            lstm = self.recurrent_layer(WrapperLayer(X), DIM, DIM, input_dim,
+            lstm = self.recurrent_layer(WrapperLayer(X), DIM, h, input_dim,
                                         name=self.name + "." + suffix)
-            X = X + self.add(lstm, suffix).output()
+            states = self.add(lstm, suffix).output()                 # (batch, h, H, W)
+            X = X + self.expand(states, h, DIM, suffix + ".expand")
             self.hidden_maps.append(X)
         self.Y = self.output_layers(X, input_dim, DIM, Q_LEVELS, activation)
 

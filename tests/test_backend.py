@@ -68,3 +68,37 @@ def test_blis_threads_default_to_the_usable_cores_unless_the_user_chose():
         env = dict(users)
         backend.configure_threads(env)
         assert env == users
+
+
+def test_importing_theano_first_works_once_the_hook_is_installed(tmp_path):
+    """The start-up hook (what ``make venv`` installs) sets Theano up before a
+    script's own ``import theano``, with the project's flags."""
+    code = ("import importlib.util as u; "
+            "s = u.spec_from_file_location('env', {!r}); m = u.module_from_spec(s); "
+            "s.loader.exec_module(m); m.install_import_hook(); "
+            "import theano; print(theano.config.floatX, repr(theano.config.blas.ldflags))"
+            ).format(os.path.join(ROOT, "lib", "theano_env.py"))
+    env = {k: v for k, v in os.environ.items() if k != "THEANO_FLAGS"}
+    env["THEANORC"] = str(tmp_path / "none")
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    floatx, ldflags = out.stdout.split()
+    assert floatx == "float32" and ldflags == repr(backend.blas_ldflags())
+
+
+def test_the_pth_line_installs_the_hook_and_survives_a_moved_checkout(tmp_path):
+    from lib import theano_env
+    site = tmp_path / "site"
+    site.mkdir()
+    theano_env.write_pth(str(site))
+    line = (site / theano_env.PTH_NAME).read_text()
+    assert line.startswith("import ") and line.count("\n") == 1  # one executable .pth line
+    check = "import sys; print(any(type(f).__name__ == '_BeforeTheano' for f in sys.meta_path))"
+    for text, expected in ((line, "True"), (line.replace("theano_env.py", "gone.py"), "False")):
+        (site / theano_env.PTH_NAME).write_text(text)
+        code = "import site; site.addsitedir({!r}); {}".format(str(site), check)
+        # -S: without the site packages (whose own copy of the hook may be installed)
+        out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.strip() == expected, out.stderr

@@ -5,7 +5,7 @@ import numpy
 import pytest
 
 import evaluate
-import mnist_data
+from data import mnist
 import quantize
 import train_classifier
 
@@ -16,7 +16,7 @@ SHIPPED = os.path.join(ROOT, evaluate.DEFAULT_CLASSIFIER)
 def test_shipped_classifier_reaches_99_percent_on_the_real_test_set():
     if not os.environ.get("MNIST_DIR"):
         pytest.skip("set MNIST_DIR to the real MNIST to check the classifier's accuracy")
-    data = mnist_data.load_dataset(os.environ["MNIST_DIR"], download=False)
+    data = mnist.load_dataset(os.environ["MNIST_DIR"], download=False)
     inputs, _ = quantize.quantize(data["test_images"][..., None], 4)
     classify = evaluate.load_classifier(SHIPPED, 4)
     assert (classify(inputs) == data["test_labels"]).mean() >= 0.99

@@ -6,7 +6,7 @@ import numpy
 import pytest
 
 import evaluate
-import mnist_data
+from data import mnist
 import quantize
 from lib.checkpoint import save_arrays
 from models import build as builder
@@ -20,10 +20,10 @@ def data_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
     rng = numpy.random.RandomState(0)
     for split, num in (("train", 10), ("test", NUM_TEST)):
-        image_name, label_name = mnist_data.SPLITS[split]
-        mnist_data.write_idx(str(folder / (image_name + ".gz")),
+        image_name, label_name = mnist.SPLITS[split]
+        mnist.write_idx(str(folder / (image_name + ".gz")),
                              rng.randint(0, 256, (num, 28, 28)).astype(numpy.uint8))
-        mnist_data.write_idx(str(folder / (label_name + ".gz")),
+        mnist.write_idx(str(folder / (label_name + ".gz")),
                              rng.randint(0, 10, num).astype(numpy.uint8))
     return folder
 
@@ -58,7 +58,7 @@ def exact_figures(argv):
 
 
 def first_test_images(data_dir, limit):
-    data = mnist_data.load_dataset(str(data_dir), verify=False, download=False)
+    data = mnist.load_dataset(str(data_dir), verify=False, download=False)
     return data["test_images"][:limit], data["test_labels"][:limit]
 
 
@@ -118,3 +118,13 @@ def test_unreadable_checkpoint_is_reported(tmp_path, data_dir):
     bad.write_bytes(b"not a checkpoint")
     code, _, err = run(["--checkpoint", str(bad), "--data-dir", str(data_dir), "--no-verify"])
     assert code == 2 and "bad.npz" in err
+
+
+def test_binarized_dataset_needs_two_levels(tmp_path):
+    """--dataset binarized-mnist scores only Q_LEVELS 2 checkpoints."""
+    _, path = tiny_checkpoint(tmp_path, {"model": "pixelconv", "input_dim": 1, "dim": 4,
+                                         "num_layers": 2, "q_levels": 4,
+                                         "conditional": "none"})
+    code, _, err = run(["--checkpoint", path, "--dataset", "binarized-mnist",
+                        "--data-dir", str(tmp_path)])
+    assert code == 2 and "needs a checkpoint with Q_LEVELS 2; this one has 4" in err

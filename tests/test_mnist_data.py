@@ -1,4 +1,4 @@
-"""Tests for mnist_data: IDX parsing, checks, folder resolution and (fake) downloads."""
+"""Tests for data.mnist: IDX parsing, checks, folder resolution and (fake) downloads."""
 
 import gzip
 import hashlib
@@ -9,8 +9,8 @@ import urllib.error
 import numpy as np
 import pytest
 
-import mnist_data
-from mnist_data import DataError
+from data import mnist
+from data.mnist import DataError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_MNIST = os.path.join(REPO_ROOT, "..", "shared", "data", "mnist")
@@ -36,10 +36,10 @@ def write_small_dataset(folder, gzip=True, num_train=5, num_test=3):
     test_images, test_labels = small_split(num_test, seed=1)
     arrays = {"train_images": train_images, "train_labels": train_labels,
               "test_images": test_images, "test_labels": test_labels}
-    names = dict(zip(arrays, mnist_data.FILE_NAMES))
+    names = dict(zip(arrays, mnist.FILE_NAMES))
     suffix = ".gz" if gzip else ""
     for key, array in arrays.items():
-        mnist_data.write_idx(os.path.join(folder, names[key] + suffix), array, gzip=gzip)
+        mnist.write_idx(os.path.join(folder, names[key] + suffix), array, gzip=gzip)
     return arrays
 
 
@@ -94,7 +94,7 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.delenv("MNIST_DIR", raising=False)
     monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setattr(mnist_data, "SYSTEM_DIRS",
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS",
                         {"fashion-mnist": [str(tmp_path / "system-fashion")]})
 
 
@@ -106,12 +106,12 @@ def isolated_env(monkeypatch, tmp_path):
 def test_write_and_read_idx_round_trip(tmp_path, use_gzip):
     images, labels = small_split(5, seed=2)
     images_path = str(tmp_path / "images")
-    mnist_data.write_idx(images_path, images, gzip=use_gzip)
-    mnist_data.write_idx(str(tmp_path / "labels"), labels, gzip=use_gzip)
+    mnist.write_idx(images_path, images, gzip=use_gzip)
+    mnist.write_idx(str(tmp_path / "labels"), labels, gzip=use_gzip)
     with open(images_path, "rb") as f:
         assert (f.read(2) == b"\x1f\x8b") == use_gzip
-    got_images = mnist_data.read_idx(images_path)
-    got_labels = mnist_data.read_idx(str(tmp_path / "labels"))
+    got_images = mnist.read_idx(images_path)
+    got_labels = mnist.read_idx(str(tmp_path / "labels"))
     assert got_images.shape == (5, 28, 28) and got_images.dtype == np.uint8
     assert got_labels.shape == (5,) and got_labels.dtype == np.uint8
     np.testing.assert_array_equal(got_images, images)
@@ -122,16 +122,16 @@ def test_write_and_read_idx_round_trip(tmp_path, use_gzip):
 def test_read_idx_accepts_matching_md5(tmp_path):
     labels = np.arange(10, dtype=np.uint8)
     path = str(tmp_path / "labels.gz")
-    mnist_data.write_idx(path, labels)
+    mnist.write_idx(path, labels)
     md5 = hashlib.md5(idx_bytes(labels)).hexdigest()
-    np.testing.assert_array_equal(mnist_data.read_idx(path, expected_md5=md5), labels)
+    np.testing.assert_array_equal(mnist.read_idx(path, expected_md5=md5), labels)
 
 
 def test_read_idx_wrong_checksum(tmp_path):
     path = str(tmp_path / "train-labels-idx1-ubyte.gz")
-    mnist_data.write_idx(path, np.arange(10, dtype=np.uint8))
+    mnist.write_idx(path, np.arange(10, dtype=np.uint8))
     with pytest.raises(DataError) as info:
-        mnist_data.read_idx(path, expected_md5="0" * 32)
+        mnist.read_idx(path, expected_md5="0" * 32)
     message = str(info.value)
     assert "train-labels-idx1-ubyte.gz" in message
     assert "checksum mismatch" in message
@@ -146,7 +146,7 @@ def test_read_idx_truncated_raw_file(tmp_path):
     with open(path, "wb") as f:
         f.write(data[:-100])
     with pytest.raises(DataError) as info:
-        mnist_data.read_idx(path)
+        mnist.read_idx(path)
     message = str(info.value)
     assert "t10k-images-idx3-ubyte" in message
     assert "truncated" in message
@@ -158,7 +158,7 @@ def test_read_idx_too_long_file(tmp_path):
     with open(path, "wb") as f:
         f.write(idx_bytes(np.arange(4, dtype=np.uint8)) + b"\x00\x01")
     with pytest.raises(DataError) as info:
-        mnist_data.read_idx(path)
+        mnist.read_idx(path)
     assert "t10k-labels-idx1-ubyte" in str(info.value)
     assert "too long" in str(info.value)
     assert "12 bytes" in str(info.value) and "14" in str(info.value)
@@ -170,7 +170,7 @@ def test_read_idx_truncated_gzip_stream(tmp_path):
     with open(path, "wb") as f:
         f.write(compressed[:len(compressed) // 2])
     with pytest.raises(DataError) as info:
-        mnist_data.read_idx(path)
+        mnist.read_idx(path)
     assert "train-images-idx3-ubyte.gz" in str(info.value)
     assert "gzip stream is truncated" in str(info.value)
 
@@ -182,7 +182,7 @@ def test_read_idx_corrupt_gzip_data(tmp_path):
     with open(path, "wb") as f:
         f.write(bytes(compressed))
     with pytest.raises(DataError) as info:
-        mnist_data.read_idx(path)
+        mnist.read_idx(path)
     assert "train-images-idx3-ubyte.gz" in str(info.value)
     assert "gzip data is corrupt" in str(info.value)
 
@@ -194,7 +194,7 @@ def test_read_idx_wrong_magic(tmp_path):
     with open(path, "wb") as f:
         f.write(bytes(data))
     with pytest.raises(DataError) as info:
-        mnist_data.read_idx(path)
+        mnist.read_idx(path)
     message = str(info.value)
     assert "train-images-idx3-ubyte" in message
     assert "wrong magic number 0x00000d03" in message
@@ -206,19 +206,19 @@ def test_read_idx_wrong_image_size(tmp_path):
     with open(path, "wb") as f:
         f.write(idx_bytes(np.zeros((2, 32, 32), dtype=np.uint8)))
     with pytest.raises(DataError) as info:
-        mnist_data.read_idx(path)
+        mnist.read_idx(path)
     assert "32 x 32, expected 28 x 28" in str(info.value)
 
 
 def test_read_idx_missing_file(tmp_path):
     with pytest.raises(DataError) as info:
-        mnist_data.read_idx(str(tmp_path / "nowhere-idx1-ubyte"))
+        mnist.read_idx(str(tmp_path / "nowhere-idx1-ubyte"))
     assert "nowhere-idx1-ubyte: file not found" in str(info.value)
 
 
 def test_write_idx_rejects_non_uint8(tmp_path):
     with pytest.raises(DataError) as info:
-        mnist_data.write_idx(str(tmp_path / "x"), np.zeros((2, 28, 28), dtype=np.float32))
+        mnist.write_idx(str(tmp_path / "x"), np.zeros((2, 28, 28), dtype=np.float32))
     assert "float32" in str(info.value)
     assert os.listdir(str(tmp_path)) == []
 
@@ -230,7 +230,7 @@ def test_write_idx_rejects_non_uint8(tmp_path):
 @pytest.mark.parametrize("use_gzip", [True, False])
 def test_load_dataset_small_files(tmp_path, use_gzip):
     arrays = write_small_dataset(str(tmp_path), gzip=use_gzip)
-    data = mnist_data.load_dataset(str(tmp_path), download=False, verify=False)
+    data = mnist.load_dataset(str(tmp_path), download=False, verify=False)
     assert sorted(data) == sorted(arrays)
     assert data["train_images"].shape == (5, 28, 28)
     assert data["train_labels"].shape == (5,)
@@ -244,19 +244,19 @@ def test_load_dataset_small_files(tmp_path, use_gzip):
 def test_load_dataset_verify_rejects_non_official_files(tmp_path):
     write_small_dataset(str(tmp_path))
     with pytest.raises(DataError) as info:
-        mnist_data.load_dataset(str(tmp_path), download=False, verify=True)
+        mnist.load_dataset(str(tmp_path), download=False, verify=True)
     message = str(info.value)
     assert "train-images-idx3-ubyte.gz" in message
     assert "checksum mismatch" in message
-    assert mnist_data.MD5["mnist"]["train-images-idx3-ubyte"] in message
+    assert mnist.MD5["mnist"]["train-images-idx3-ubyte"] in message
 
 
 def test_load_dataset_label_count_mismatch(tmp_path):
     write_small_dataset(str(tmp_path))
-    mnist_data.write_idx(str(tmp_path / "t10k-labels-idx1-ubyte.gz"),
+    mnist.write_idx(str(tmp_path / "t10k-labels-idx1-ubyte.gz"),
                          np.zeros(4, dtype=np.uint8))
     with pytest.raises(DataError) as info:
-        mnist_data.load_dataset(str(tmp_path), download=False, verify=False)
+        mnist.load_dataset(str(tmp_path), download=False, verify=False)
     assert "test split has 3 images but 4 labels" in str(info.value)
 
 
@@ -264,10 +264,10 @@ def test_load_dataset_swapped_files(tmp_path):
     write_small_dataset(str(tmp_path))
     os.replace(str(tmp_path / "train-labels-idx1-ubyte.gz"),
                str(tmp_path / "train-images-idx3-ubyte.gz"))
-    mnist_data.write_idx(str(tmp_path / "train-labels-idx1-ubyte.gz"),
+    mnist.write_idx(str(tmp_path / "train-labels-idx1-ubyte.gz"),
                          small_split(5, seed=0)[0])
     with pytest.raises(DataError) as info:
-        mnist_data.load_dataset(str(tmp_path), download=False, verify=False)
+        mnist.load_dataset(str(tmp_path), download=False, verify=False)
     assert "train-images-idx3-ubyte.gz: holds labels but images were expected" \
         in str(info.value)
 
@@ -276,11 +276,32 @@ def test_load_dataset_missing_without_download(tmp_path):
     write_small_dataset(str(tmp_path))
     os.remove(str(tmp_path / "t10k-images-idx3-ubyte.gz"))
     with pytest.raises(DataError) as info:
-        mnist_data.load_dataset(str(tmp_path), download=False, verify=False)
+        mnist.load_dataset(str(tmp_path), download=False, verify=False)
     message = str(info.value)
     assert "t10k-images-idx3-ubyte" in message
     assert "train-images-idx3-ubyte" not in message.split("To fix")[0]
     assert "Downloading is turned off" in message
+
+
+def test_load_dataset_of_one_split_needs_only_its_files(tmp_path):
+    arrays = write_small_dataset(str(tmp_path))
+    os.remove(str(tmp_path / "train-images-idx3-ubyte.gz"))
+    os.remove(str(tmp_path / "train-labels-idx1-ubyte.gz"))
+    data = mnist.load_dataset(str(tmp_path), download=False, verify=False, splits=("test",))
+    assert sorted(data) == ["test_images", "test_labels"]
+    np.testing.assert_array_equal(data["test_images"], arrays["test_images"])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        mnist.load_dataset(str(tmp_path), download=False, verify=False)
+    with pytest.raises(DataError, match="unknown splits"):
+        mnist.load_dataset(str(tmp_path), download=False, splits=("valid",))
+
+
+def test_data_folder_that_is_a_file(tmp_path):
+    archive = tmp_path / "mnist.tar.gz"
+    archive.write_bytes(b"not a folder")
+    with pytest.raises(DataError) as info:
+        mnist.load_dataset(str(archive), download=True)
+    assert "is a file, not a folder" in str(info.value) and "--data-dir" in str(info.value)
 
 
 # ---------------------------------------------------------------------------
@@ -291,9 +312,9 @@ def test_missing_files_and_every_mirror_failing(tmp_path):
     folder = str(tmp_path / "empty" / "mnist")
     opener = FakeOpener()
     with pytest.raises(DataError) as info:
-        mnist_data.load_dataset(folder, mirrors=[MIRROR_A, MIRROR_B], urlopen=opener)
+        mnist.load_dataset(folder, mirrors=[MIRROR_A, MIRROR_B], urlopen=opener)
     message = str(info.value)
-    for name in mnist_data.FILE_NAMES:
+    for name in mnist.FILE_NAMES:
         assert name in message
     assert folder in message
     assert "--data-dir DIR" in message and "MNIST_DIR=DIR" in message
@@ -309,7 +330,7 @@ def test_missing_files_and_every_mirror_failing(tmp_path):
 def test_missing_files_message_names_env_var_source(tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "from-env"))
     with pytest.raises(DataError) as info:
-        mnist_data.load_dataset(mirrors=[MIRROR_A], urlopen=FakeOpener())
+        mnist.load_dataset(mirrors=[MIRROR_A], urlopen=FakeOpener())
     assert str(tmp_path / "from-env") in str(info.value)
     assert "$MNIST_DIR" in str(info.value)
 
@@ -320,14 +341,14 @@ def test_download_stores_verified_file(tmp_path):
     name = "train-labels-idx1-ubyte"
     opener = FakeOpener({MIRROR_B + name + ".gz": served})
     md5 = hashlib.md5(idx_bytes(labels)).hexdigest()
-    path = mnist_data.download_file(name, str(tmp_path), [MIRROR_A, MIRROR_B],
+    path = mnist.download_file(name, str(tmp_path), [MIRROR_A, MIRROR_B],
                                     expected_md5=md5, urlopen=opener)
     assert path == str(tmp_path / (name + ".gz"))
     assert opener.requested == [MIRROR_A + name + ".gz", MIRROR_B + name + ".gz"]
     with open(path, "rb") as f:
         assert f.read() == served
     assert sorted(os.listdir(str(tmp_path))) == [name + ".gz"]
-    np.testing.assert_array_equal(mnist_data.read_idx(path, md5), labels)
+    np.testing.assert_array_equal(mnist.read_idx(path, md5), labels)
 
 
 def test_download_rejects_wrong_checksum_and_leaves_nothing(tmp_path):
@@ -335,7 +356,7 @@ def test_download_rejects_wrong_checksum_and_leaves_nothing(tmp_path):
     opener = FakeOpener({MIRROR_A + name + ".gz":
                          gzip.compress(idx_bytes(np.zeros(5, dtype=np.uint8)))})
     with pytest.raises(DataError) as info:
-        mnist_data.download_file(name, str(tmp_path), [MIRROR_A], expected_md5="1" * 32,
+        mnist.download_file(name, str(tmp_path), [MIRROR_A], expected_md5="1" * 32,
                                  urlopen=opener)
     assert MIRROR_A + name + ".gz" in str(info.value)
     assert "checksum mismatch" in str(info.value)
@@ -347,7 +368,7 @@ def test_download_of_corrupt_bytes_leaves_nothing(tmp_path):
     good = gzip.compress(idx_bytes(small_split(3, seed=6)[0]))
     opener = FakeOpener({MIRROR_A + name + ".gz": good[:len(good) // 3]})
     with pytest.raises(DataError) as info:
-        mnist_data.download_file(name, str(tmp_path), [MIRROR_A], urlopen=opener)
+        mnist.download_file(name, str(tmp_path), [MIRROR_A], urlopen=opener)
     assert "could not download t10k-images-idx3-ubyte" in str(info.value)
     assert "gzip stream is truncated" in str(info.value)
     assert os.listdir(str(tmp_path)) == []
@@ -358,7 +379,7 @@ def test_download_interrupted_midway_leaves_nothing(tmp_path):
     served = gzip.compress(idx_bytes(small_split(3, seed=6)[0]))
     opener = FakeOpener({MIRROR_A + name + ".gz": served}, fail_after=100)
     with pytest.raises(DataError) as info:
-        mnist_data.download_file(name, str(tmp_path), [MIRROR_A], urlopen=opener)
+        mnist.download_file(name, str(tmp_path), [MIRROR_A], urlopen=opener)
     assert "connection reset" in str(info.value)
     assert os.listdir(str(tmp_path)) == []
 
@@ -370,14 +391,14 @@ def test_load_dataset_downloads_missing_files(tmp_path):
     files = {MIRROR_A + name: (source / name).read_bytes() for name in os.listdir(str(source))}
     folder = tmp_path / "cache"
     opener = FakeOpener(files)
-    data = mnist_data.load_dataset(str(folder), verify=False, mirrors=[MIRROR_A],
+    data = mnist.load_dataset(str(folder), verify=False, mirrors=[MIRROR_A],
                                    urlopen=opener)
     for key, array in arrays.items():
         np.testing.assert_array_equal(data[key], array)
     assert sorted(os.listdir(str(folder))) == sorted(os.listdir(str(source)))
     # A second load finds the files and does not download again.
     opener.requested.clear()
-    mnist_data.load_dataset(str(folder), verify=False, mirrors=[MIRROR_A], urlopen=opener)
+    mnist.load_dataset(str(folder), verify=False, mirrors=[MIRROR_A], urlopen=opener)
     assert opener.requested == []
 
 
@@ -388,10 +409,10 @@ def test_load_dataset_verifies_downloads_against_known_md5(tmp_path):
     files = {MIRROR_A + name: (source / name).read_bytes() for name in os.listdir(str(source))}
     folder = tmp_path / "cache"
     with pytest.raises(DataError) as info:
-        mnist_data.load_dataset(str(folder), mirrors=[MIRROR_A], urlopen=FakeOpener(files))
+        mnist.load_dataset(str(folder), mirrors=[MIRROR_A], urlopen=FakeOpener(files))
     message = str(info.value)
     assert "checksum mismatch" in message
-    assert mnist_data.MD5["mnist"]["train-images-idx3-ubyte"] in message
+    assert mnist.MD5["mnist"]["train-images-idx3-ubyte"] in message
     assert not folder.exists()  # nothing stored, and the created folder removed
 
 
@@ -401,19 +422,19 @@ def test_load_dataset_verifies_downloads_against_known_md5(tmp_path):
 
 def test_resolve_data_dir_order(tmp_path, monkeypatch):
     cache = str(tmp_path / "xdg-cache" / "pixelcnn" / "mnist")
-    assert mnist_data.resolve_data_dir() == cache
+    assert mnist.resolve_data_dir() == cache
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "env"))
-    assert mnist_data.resolve_data_dir() == str(tmp_path / "env")
-    assert mnist_data.resolve_data_dir(str(tmp_path / "arg")) == str(tmp_path / "arg")
+    assert mnist.resolve_data_dir() == str(tmp_path / "env")
+    assert mnist.resolve_data_dir(str(tmp_path / "arg")) == str(tmp_path / "arg")
     # MNIST_DIR does not apply to Fashion-MNIST, which has its own variable.
     fashion_cache = str(tmp_path / "xdg-cache" / "pixelcnn" / "fashion-mnist")
-    assert mnist_data.resolve_data_dir(dataset="fashion-mnist") == fashion_cache
+    assert mnist.resolve_data_dir(dataset="fashion-mnist") == fashion_cache
 
 
 def test_resolve_data_dir_home_cache_without_xdg(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert mnist_data.resolve_data_dir() == str(tmp_path / "home" / ".cache" / "pixelcnn"
+    assert mnist.resolve_data_dir() == str(tmp_path / "home" / ".cache" / "pixelcnn"
                                                 / "mnist")
 
 
@@ -422,20 +443,20 @@ def test_resolve_data_dir_fashion_system_folder(tmp_path, monkeypatch):
     system.mkdir()
     cache = str(tmp_path / "xdg-cache" / "pixelcnn" / "fashion-mnist")
     # An incomplete system folder is ignored.
-    mnist_data.write_idx(str(system / "train-images-idx3-ubyte.gz"),
+    mnist.write_idx(str(system / "train-images-idx3-ubyte.gz"),
                          small_split(2, seed=7)[0])
-    assert mnist_data.resolve_data_dir(dataset="fashion-mnist") == cache
+    assert mnist.resolve_data_dir(dataset="fashion-mnist") == cache
     write_small_dataset(str(system))
-    assert mnist_data.resolve_data_dir(dataset="fashion-mnist") == str(system)
+    assert mnist.resolve_data_dir(dataset="fashion-mnist") == str(system)
     monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "env"))
-    assert mnist_data.resolve_data_dir(dataset="fashion-mnist") == str(tmp_path / "env")
-    assert mnist_data.resolve_data_dir(str(tmp_path / "arg"), "fashion-mnist") \
+    assert mnist.resolve_data_dir(dataset="fashion-mnist") == str(tmp_path / "env")
+    assert mnist.resolve_data_dir(str(tmp_path / "arg"), "fashion-mnist") \
         == str(tmp_path / "arg")
 
 
 def test_unknown_dataset():
     with pytest.raises(DataError) as info:
-        mnist_data.resolve_data_dir(dataset="cifar10")
+        mnist.resolve_data_dir(dataset="cifar10")
     assert "unknown dataset 'cifar10'" in str(info.value)
     assert "fashion-mnist" in str(info.value)
 
@@ -453,11 +474,11 @@ def real_mnist_dir():
 def real_mnist():
     """The full MNIST loaded (and MD5-verified) through $MNIST_DIR, or a skip."""
     folder = real_mnist_dir()
-    if not all(mnist_data._find_file(folder, name) for name in mnist_data.FILE_NAMES):
+    if not all(mnist._find_file(folder, name) for name in mnist.FILE_NAMES):
         pytest.skip("the full MNIST is not at {} (set MNIST_DIR to its folder)".format(folder))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MNIST_DIR", folder)
-        return mnist_data.load_dataset(download=False)
+        return mnist.load_dataset(download=False)
 
 
 def test_real_mnist(real_mnist):

@@ -24,12 +24,14 @@ import lib  # noqa: F401  (configures Theano)
 import theano
 import theano.tensor as T
 
-import mnist_data
 import quantize
 import train_mnist
+from data import mnist
 from lib.checkpoint import load_arrays
 from lib.training import nll_per_example
 from models import build as builder
+from training.stopping import Deadline
+from training.trainer import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_TRAIN, NUM_TEST, BATCH = 40, 30, 10
@@ -124,16 +126,16 @@ def data_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
     rng = numpy.random.RandomState(0)
     for split, num in (("train", NUM_TRAIN), ("test", NUM_TEST)):
-        image_name, label_name = mnist_data.SPLITS[split]
-        mnist_data.write_idx(str(folder / (image_name + ".gz")), bar_images(rng, num))
-        mnist_data.write_idx(str(folder / (label_name + ".gz")),
+        image_name, label_name = mnist.SPLITS[split]
+        mnist.write_idx(str(folder / (image_name + ".gz")), bar_images(rng, num))
+        mnist.write_idx(str(folder / (label_name + ".gz")),
                              rng.randint(0, 10, num).astype(numpy.uint8))
     return folder
 
 
 @pytest.fixture(scope="module")
 def dataset(data_dir):
-    return mnist_data.load_dataset(str(data_dir), verify=False, download=False)
+    return mnist.load_dataset(str(data_dir), verify=False, download=False)
 
 
 @pytest.fixture(scope="module")
@@ -157,16 +159,18 @@ def interrupted_run(data_dir, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("interrupted") / "run"
     code, out, err = call_main(cli(data_dir, out_dir, "--epochs", "2", "--samples-every",
                                    "0"), on_step=sigint_at(3))
-    assert code == 0, err
-    assert "--resume {}".format(out_dir) in out
+    assert code == 130, err  # Ctrl-C: stopped, not finished
+    assert "train_mnist.py --resume {}".format(out_dir) in out
     stops = [load_arrays(str(out_dir / "state.npz"))]
-    resume = ["--resume", str(out_dir), "--epochs", "2", "--data-dir", str(data_dir),
-              "--no-verify", "--no-download", "--no-progress"]
-    code, out, err = call_main(resume, on_step=sigint_at(4))
-    assert code == 0, err
+    # The saved settings (2 epochs, the data folder, --no-verify) carry over.
+    code, out, err = call_main(["--resume", str(out_dir), "--no-progress"],
+                               on_step=sigint_at(4))
+    assert code == 130, err
     assert "resumed at epoch 1, iteration 3" in out
+    assert "--epochs 2" in out and "--data-dir {}".format(data_dir) in out
     stops.append(load_arrays(str(out_dir / "state.npz")))
-    code, out, err = call_main(resume)
+    code, out, err = call_main(["--resume", str(out_dir), "--epochs", "2", "--data-dir",
+                                str(data_dir), "--no-progress"])
     assert code == 0, err
     return out_dir, stops
 
@@ -176,7 +180,7 @@ def interrupted_run(data_dir, tmp_path_factory):
 def test_cost_falls_on_a_fixed_batch(dataset):
     config = dict(MODEL, batch_size=BATCH, valid_batch_size=200, lr=1e-3, grad_clip=1.0,
                   seed=7)
-    trainer = train_mnist.Trainer(config, dataset, out_dir=None, progress=False)
+    trainer = Trainer(config, dataset, out_dir=None, progress=False)
     x, t = trainer.train_x[:BATCH], trainer.train_t[:BATCH]
     costs = [float(trainer.train_fn(x, t)) for _ in range(30)]
     assert all(math.isfinite(c) for c in costs)
@@ -238,18 +242,18 @@ def test_time_budget_stop_resumes_to_the_straight_run(straight_run, data_dir, tm
     with the same parameters as the run that went straight through."""
     out_dir = tmp_path / "run"
     steps = []
-    monkeypatch.setattr(train_mnist.Deadline, "__call__", lambda self: len(steps) >= 3)
+    monkeypatch.setattr(Deadline, "__call__", lambda self: len(steps) >= 3)
     code, out, err = call_main(cli(data_dir, out_dir, "--epochs", "2", "--samples-every", "1",
                                    "--save-original-format", "--time-budget", "600"),
                                on_step=lambda trainer: steps.append(global_step(trainer)))
     assert code == 0, err
-    assert "the time budget is spent" in out and "--epochs 2" in out
+    assert "The time budget is spent" in out and "--resume {}".format(out_dir) in out
     state = load_arrays(str(out_dir / "state.npz"))
     assert (int(state["epoch"]), int(state["iteration"])) == (0, 3)
     monkeypatch.undo()
-    code, out, err = call_main(["--resume", str(out_dir), "--epochs", "2", "--data-dir",
-                                str(data_dir), "--no-verify", "--no-download", "--no-progress"])
+    code, out, err = call_main(["--resume", str(out_dir), "--no-progress"])
     assert code == 0, err
+    assert "Done: 2 epochs" in out
     straight = load_arrays(str(straight_run[0] / "state.npz"))
     resumed = load_arrays(str(out_dir / "state.npz"))
     for key in straight:
@@ -258,9 +262,9 @@ def test_time_budget_stop_resumes_to_the_straight_run(straight_run, data_dir, tm
 
 
 def test_deadline_keeps_a_reserve():
-    deadline = train_mnist.Deadline(10, start=1000.0)   # 600 s, reserve 60 s
+    deadline = Deadline(10, start=1000.0)   # 600 s, reserve 60 s
     assert deadline.end == pytest.approx(1540.0)
-    deadline = train_mnist.Deadline(600, start=0.0)     # reserve capped at 3 minutes
+    deadline = Deadline(600, start=0.0)     # reserve capped at 3 minutes
     assert deadline.end == pytest.approx(36000.0 - 180.0)
 
 
@@ -291,7 +295,8 @@ def test_nan_stops_and_keeps_the_last_good_state(data_dir, tmp_path, state_every
 # ----- 5. command line --------------------------------------------------------------
 
 def test_defaults_are_the_originals():
-    args = train_mnist.parse_args([])
+    args, given = train_mnist.parse_args([])
+    assert given == {}
     assert (args.num_layers, args.dim, args.q_levels) == (10, 32, 4)
     assert (args.batch_size, args.valid_batch_size) == (100, 200)
     assert (args.lr, args.grad_clip) == (1e-3, 1.0)
@@ -317,6 +322,9 @@ def test_help_explains_every_option():
     (["--lr", "0"], "--lr"),
     (["--train-limit", "0"], "--train-limit"),
     (["--dataset", "cifar"], "--dataset"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", str(2 ** 32)], "--seed"),
+    (["--resume", "somewhere", "--out-dir", "elsewhere"], "--out-dir"),
 ])
 def test_invalid_arguments_exit_2(argv, option):
     code, out, err = call_main(argv)
@@ -330,7 +338,7 @@ def test_unwritable_out_dir_is_reported_before_training(data_dir, tmp_path):
     proc = subprocess.run(
         [sys.executable, "train_mnist.py"] + cli(data_dir, blocker / "run"),
         cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "cannot write to output folder" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "Compiling" not in proc.stdout  # nothing was compiled, let alone trained
@@ -340,22 +348,64 @@ def test_missing_dataset_is_reported(tmp_path):
     empty = tmp_path / "no-data"
     empty.mkdir()
     code, out, err = call_main(cli(empty, tmp_path / "run"))
-    assert code == 1
+    assert code == 2
     assert "train-images-idx3-ubyte" in err and "Traceback" not in err
     assert "Compiling" not in out
+    assert not (tmp_path / "run").exists()  # a failed start leaves no folder behind
+
+
+def test_data_folder_that_is_a_file_is_named(tmp_path):
+    not_a_folder = tmp_path / "mnist.tar"
+    not_a_folder.write_text("")
+    code, out, err = call_main(cli(not_a_folder, tmp_path / "run"))
+    assert code == 2 and "is a file, not a folder" in err
+
+
+def test_ctrl_c_while_compiling_saves_nothing_and_says_so(data_dir, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_mnist, "Trainer", interrupted)
+    code, out, err = call_main(cli(data_dir, tmp_path / "run"))
+    assert code == 130
+    assert "nothing was saved" in err and "state is kept" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_settings_it_cannot_change(straight_run, data_dir):
+    out_dir, _ = straight_run
+    before = (out_dir / "state.npz").read_bytes()
+    code, out, err = call_main(["--resume", str(out_dir), "--dim", "8", "--lr", "0.01"])
+    assert code == 2
+    assert "cannot change --dim, --lr" in err and "Compiling" not in out
+    # the same value as saved is no change, and more epochs are allowed
+    code, out, err = call_main(["--resume", str(out_dir), "--dim", "4", "--epochs", "2",
+                                "--no-progress"])
+    assert code == 0 and "already holds 2 epochs" in out, err
+    assert (out_dir / "state.npz").read_bytes() == before
+
+
+def test_damaged_state_is_found_before_compiling(straight_run, tmp_path):
+    import shutil
+    out_dir = tmp_path / "copy"
+    shutil.copytree(str(straight_run[0]), str(out_dir))
+    state = out_dir / "state.npz"
+    state.write_bytes(state.read_bytes()[:1000])
+    code, out, err = call_main(["--resume", str(out_dir), "--epochs", "3"])
+    assert code == 2 and "Compiling" not in out
+    assert "state.npz" in err and "epoch_002_val_" in err and "Traceback" not in err
 
 
 def test_fresh_run_refuses_a_folder_holding_a_run(straight_run, data_dir):
     out_dir, _ = straight_run
     before = (out_dir / "state.npz").read_bytes()
     code, _, err = call_main(cli(data_dir, out_dir))
-    assert code == 1 and "--resume" in err
+    assert code == 2 and "--resume" in err
     assert (out_dir / "state.npz").read_bytes() == before
 
 
 def test_resume_needs_a_run(tmp_path):
     code, _, err = call_main(["--resume", str(tmp_path)])
-    assert code == 1 and "no resumable run" in err
+    assert code == 2 and "no resumable run" in err
 
 
 # ----- 6. per-epoch outputs ---------------------------------------------------------
@@ -379,3 +429,28 @@ def test_per_epoch_outputs(straight_run):
         assert im.format == "PNG" and im.size[0] > 100
     with open(str(out_dir / "config.json")) as f:
         assert json.load(f)["num_layers"] == 2
+
+
+# ----- 7. binarized MNIST -----------------------------------------------------------
+
+def test_binarized_mnist_trains_on_fresh_bits_every_epoch(data_dir, tmp_path):
+    """--dataset binarized-mnist: Q_LEVELS 2, training bits drawn afresh per epoch,
+    the same test bits for every validation."""
+    seen = {}
+
+    def record(trainer):
+        seen.setdefault(trainer.epoch, (trainer.train_t.copy(), trainer.valid_t.copy()))
+    out_dir = tmp_path / "run"
+    argv = cli(data_dir, out_dir)
+    del argv[argv.index("--q-levels"):argv.index("--q-levels") + 2]
+    code, out, err = call_main(argv + ["--dataset", "binarized-mnist", "--epochs", "2",
+                                       "--samples-every", "0"], on_step=record)
+    assert code == 0, err
+    assert "dynamic binarization" in out and "not the same" in out
+    (train1, valid1), (train2, valid2) = seen[0], seen[1]
+    assert set(numpy.unique(train1)) == {0, 1} and (train1 != train2).any()
+    numpy.testing.assert_array_equal(valid1, valid2)
+    with open(str(out_dir / "config.json")) as f:
+        assert json.load(f)["q_levels"] == 2
+    code, _, err = call_main(argv + ["--dataset", "binarized-mnist", "--q-levels", "4"])
+    assert code == 2 and "leave out --q-levels 4" in err

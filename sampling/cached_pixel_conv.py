@@ -23,47 +23,19 @@ Convolutional Autoregressive Models", describe the general idea):
 Everything runs in NumPy float32 on the weights of a checkpoint, in the same
 order of operations as the layers (cross-correlation, bias, then the
 original's leaky ReLU), so the logits agree with Theano's to float32 rounding
-and the inverse-CDF draws (shared with ``sampling``) give the same images for
-the same seed.
+and the inverse-CDF draws (``sampling.draws``, in the loop of
+``sampling.cached``) give the naive sampler's images for the same seed.
 
 Map layouts are channels-last: ``(batch, width, channels)`` for one row.
 """
 import numpy
-from tqdm import tqdm
 
 from lib.layers import make_mask
 from models.pixel_conv import FILTER_SIZE, FIRST_FILTER_SIZE
-from quantize import targets_to_inputs
-from sampling import draw, uniforms_for
+from sampling.cached import CachedEvaluator
+from sampling.numpy_layers import F32, leaky_relu, pointwise_matrix, row_conv, tap_matrix
 
-F32 = numpy.float32
-
-
-def leaky_relu(x):
-    """The original's ReLU: x where x > 0, else 1e-5 * x (float32)."""
-    return numpy.where(x > 0, x, F32(1e-5) * x)
-
-
-def row_conv(rows, weight, bias, pad):
-    """One output row of a cross-correlation.
-
-    rows: (batch, kh, width, in) input rows under the filter (zeros above the image);
-    weight: (out, in, kh, kw); pad: zero columns each side.
-    Returns (batch, width + 2 * pad - kw + 1, out).
-    """
-    batch, kh, width, channels = rows.shape
-    out_ch, _, _, kw = weight.shape
-    padded = numpy.zeros((batch, kh, width + 2 * pad, channels), dtype=F32)
-    padded[:, :, pad:pad + width] = rows
-    out_w = width + 2 * pad - kw + 1
-    # patches (batch, out_w, kh, kw, in) . weight (kh, kw, in, out)
-    cols = numpy.stack([padded[:, :, c:c + out_w] for c in range(kw)], axis=2)
-    patches = cols.transpose(0, 3, 1, 2, 4).reshape(batch * out_w, kh * kw * channels)
-    w = weight.transpose(2, 3, 1, 0).reshape(kh * kw * channels, out_ch)
-    return (patches.dot(w) + bias).reshape(batch, out_w, out_ch).astype(F32)
-
-
-class CachedPixelConv(object):
+class CachedPixelConv(CachedEvaluator):
     """pixelConv evaluated row by row and pixel by pixel from its weights.
 
     weights: ``{name: ndarray}`` with pixelConv's names under ``prefix``.
@@ -71,6 +43,10 @@ class CachedPixelConv(object):
 
     def __init__(self, weights, prefix, num_layers, input_dim, q_levels):
         self.num_layers, self.input_dim, self.q_levels = num_layers, input_dim, q_levels
+        # pixelConv's colours of one pixel are predicted independently (the original's
+        # masks have no colour groups): no logit reads the pixel being drawn.
+        self.sees_current_pixel = False
+        self.pixel_offset = FIRST_FILTER_SIZE // 2
 
         def get(layer):
             w = numpy.asarray(weights[prefix + "." + layer + ".filter"], dtype=F32)
@@ -81,14 +57,18 @@ class CachedPixelConv(object):
         hw = hw * make_mask(hw.shape, "a")
         dim = self.v1[0].shape[0]
         self.dim = dim
-        self.h1_above, self.h1_pixels, self.h1_b = hw[:, :dim], hw[:, dim:], hb
+        k = FIRST_FILTER_SIZE // 2
+        self.h1_above, self.h1_b = hw[:, :dim], hb
+        self.h1_pixels = tap_matrix(hw[:, dim:], range(k))     # (k * input_dim, DIM)
         self.blocks = []
         for i in range(2, num_layers):
             hw, hb = get("hstack%d" % i)
             self.blocks.append({"v": get("vstack%d" % i), "v2h": get("v2h%d" % i),
-                                "h_above": hw[:, :dim], "h_prev": hw[:, dim:], "h_b": hb,
-                                "h2h": get("h2hstack%d" % i)})
-        self.c1, self.c2 = get("combined_stack1"), get("combined_stack2")
+                                "h_above": hw[:, :dim], "h_b": hb,
+                                "h_prev": tap_matrix(hw[:, dim:], (0, 1)),   # (2 DIM, DIM)
+                                "h2h": pointwise_matrix(get("h2hstack%d" % i))})
+        self.c1 = pointwise_matrix(get("combined_stack1"))
+        self.c2 = pointwise_matrix(get("combined_stack2"))
 
     # ----- vertical stack: one row per layer per image row ---------------------------
     def start(self, batch, width, condition=None):
@@ -146,47 +126,17 @@ class CachedPixelConv(object):
     def pixel_logits(self, j):
         """Logits (batch, input_dim, q_levels) of pixel j of the current row."""
         k = FIRST_FILTER_SIZE // 2
-        taps = self.row_inputs[:, j:j + k]                     # input columns j-3 .. j-1
-        h = self.h1_from_above[:, j] + numpy.einsum(
-            "bkc,ock->bo", taps, self.h1_pixels[:, :, 0, :k]).astype(F32)
+        batch = len(self.row_inputs)
+        taps = self.row_inputs[:, j:j + k].reshape(batch, -1)  # input columns j-3 .. j-1
+        h = self.h1_from_above[:, j] + taps.dot(self.h1_pixels)
         self.h[0][:, j + 1] = h
         for n, block in enumerate(self.blocks):
-            prev = self.h[n][:, j:j + 2]                       # columns j-1 and j
-            pre = self.from_above[n][:, j] + numpy.einsum(
-                "bkc,ock->bo", prev, block["h_prev"][:, :, 0, :]).astype(F32)
-            act = leaky_relu(pre)
+            prev = self.h[n][:, j:j + 2].reshape(batch, -1)    # columns j-1 and j
+            act = leaky_relu(self.from_above[n][:, j] + prev.dot(block["h_prev"]))
             w, b = block["h2h"]
-            h = leaky_relu(act.dot(w[:, :, 0, 0].T) + b) + h
+            h = leaky_relu(act.dot(w) + b) + h
             self.h[n + 1][:, j + 1] = h
         w1, b1 = self.c1
         w2, b2 = self.c2
-        hidden = leaky_relu(h.dot(w1[:, :, 0, 0].T) + b1)
-        logits = hidden.dot(w2[:, :, 0, 0].T) + b2
-        return logits.reshape(len(logits), self.input_dim, self.q_levels)
-
-    def set_pixel(self, j, inputs):
-        """Record the drawn pixel j of this row; inputs (batch, input_dim) float32."""
-        self.row_inputs[:, j + FIRST_FILTER_SIZE // 2] = inputs
-
-
-def sample_cached(net, num, height, width, seed=0, temperature=1.0, progress=True,
-                  given=None, condition=None):
-    """Draw ``num`` images (num, height, width, input_dim) uint8 bins with a
-    cached evaluator (CachedPixelConv, or CachedGatedPixelCNN with its
-    ``condition``), in the order and with the random numbers of sample_naive.
-
-    With ``given`` (true bins of the same shape) every pixel is drawn from the
-    model given the true pixels before it (a reconstruction, as
-    ``sampling.reconstruct``), instead of the drawn ones.
-    """
-    uniforms = uniforms_for(seed, num, height, width, net.input_dim)
-    bins = numpy.zeros((num, height, width, net.input_dim), dtype=numpy.uint8)
-    fed = bins if given is None else numpy.asarray(given)
-    net.start(num, width, condition)
-    for i in tqdm(range(height), desc="rows", unit="row", disable=not progress):
-        net.start_row()
-        for j in range(width):
-            bins[:, i, j] = draw(net.pixel_logits(j), uniforms[i, j], temperature)
-            net.set_pixel(j, targets_to_inputs(fed[:, i, j], net.q_levels))
-        net.finish_row(targets_to_inputs(fed[:, i], net.q_levels))
-    return bins
+        logits = leaky_relu(h.dot(w1) + b1).dot(w2) + b2
+        return logits.reshape(batch, self.input_dim, self.q_levels)

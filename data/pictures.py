@@ -1,4 +1,6 @@
-"""Pictures: image grids and a training-curve plot, drawn with Pillow only."""
+"""Pictures: image grids (optionally with row labels) and a training-curve plot,
+drawn with Pillow only. Images are uint8 ``(num, height, width)`` or
+``(num, height, width, 3)``."""
 import io
 import math
 
@@ -14,7 +16,10 @@ def grid_shape(num):
     return int(math.ceil(num / cols)), cols
 
 
-def make_grid(images, rows=None, cols=None, pad=2, scale=2):
+PAD, SCALE = 2, 2
+
+
+def make_grid(images, rows=None, cols=None, pad=PAD, scale=SCALE):
     """images (num, height, width) or (num, height, width, 3) uint8 -> one uint8 image.
 
     Images fill rows left to right, separated by ``pad`` pixels of mid grey, and
@@ -43,9 +48,34 @@ def save_png(path, image):
     atomic_write(path, write)
 
 
-def save_grid(path, images, rows=None, cols=None):
-    """Save ``images`` (num, height, width[, 3]) uint8 as a grid PNG."""
-    save_png(path, make_grid(images, rows, cols))
+def save_grid(path, images, rows=None, cols=None, row_labels=None):
+    """Save ``images`` (num, height, width[, 3]) uint8 as a grid PNG; ``row_labels``
+    (one string per row) are written in a margin left of the rows."""
+    grid = make_grid(images, rows, cols, pad=PAD, scale=SCALE)
+    if row_labels is not None:
+        grid = label_rows(grid, row_labels, numpy.asarray(images).shape[1])
+    save_png(path, grid)
+
+
+def label_rows(grid, labels, height):
+    """A grid from make_grid (default pad and scale) with ``labels`` in a left margin,
+    one per row of images ``height`` pixels high."""
+    margin = 16
+    picture = Image.new("RGB" if grid.ndim == 3 else "L", (grid.shape[1] + margin, grid.shape[0]),
+                        "white" if grid.ndim == 3 else 255)
+    picture.paste(Image.fromarray(grid), (margin, 0))
+    draw = ImageDraw.Draw(picture)
+    for r, label in enumerate(labels):
+        middle = (PAD + r * (height + PAD) + height / 2) * SCALE
+        draw.text((3, middle - 6), str(label), fill="black" if grid.ndim == 3 else 0)
+    return numpy.asarray(picture)
+
+
+def epoch_ticks(x0, x1, most=8):
+    """Whole numbers from x0 to x1 for an epoch axis, at most ``most`` of them."""
+    first, last = int(math.ceil(x0)), int(math.floor(x1))
+    step = max(1, int(math.ceil((last - first + 1) / most)))
+    return list(range(first, last + 1, step))
 
 
 def plot_curves(path, series, title="NLL (nats per sub-pixel)", size=(640, 400)):
@@ -60,7 +90,10 @@ def plot_curves(path, series, title="NLL (nats per sub-pixel)", size=(640, 400))
         xs, ys = zip(*points)
         x0, x1 = min(xs), max(xs)
         y0, y1 = min(ys), max(ys)
-        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1e-3)
+        if x1 == x0:  # a single epoch: centre it
+            x0, x1 = x0 - 0.5, x1 + 0.5
+        if y1 == y0:
+            y0, y1 = y0 - 5e-4, y1 + 5e-4
 
         def to_px(x, y):
             return (left + (x - x0) / (x1 - x0) * (width - left - right),
@@ -71,10 +104,9 @@ def plot_curves(path, series, title="NLL (nats per sub-pixel)", size=(640, 400))
             _, py = to_px(x0, y)
             draw.line([(left, py), (width - right, py)], fill=(225, 225, 225))
             draw.text((5, py - 6), "{:.4f}".format(y), fill="black")
-        for i in range(5):
-            x = x0 + (x1 - x0) * i / 4
+        for x in epoch_ticks(x0, x1):
             px, _ = to_px(x, y0)
-            draw.text((px - 10, height - bottom + 8), "{:g}".format(round(x, 2)), fill="black")
+            draw.text((px - 4, height - bottom + 8), "{:d}".format(x), fill="black")
         for k, (label, values) in enumerate(series.items()):
             colour = colours[k % len(colours)]
             pixels = [to_px(x, y) for x, y in values]

@@ -1,34 +1,23 @@
-"""Load MNIST and Fashion-MNIST from the standard IDX files, downloading them if absent.
+"""MNIST and Fashion-MNIST from the standard IDX files, downloaded (and checked)
+when absent.
 
     data = load_dataset()                      # MNIST, found or downloaded
     data = load_dataset("/data/mnist")         # a folder with the four IDX files
     data = load_dataset(dataset="fashion-mnist")
+    data = load_dataset(splits=("test",))      # only the test images and labels
 
-The four files may be gzip-compressed (``*.gz``) or raw. Every problem (a missing,
+The files may be gzip-compressed (``*.gz``) or raw. Every problem (a missing,
 truncated or corrupt file, a failed download) is raised as ``DataError`` with a
 message that names the file, says what is wrong and how to fix it.
 
 Pure numpy + standard library + tqdm: nothing here imports theano.
+Command line: ``python -m data.mnist [--dataset ...] [--data-dir DIR]``.
 """
-
-import contextlib
-import gzip as gzip_lib
-import hashlib
-import http.client
 import os
-import struct
-import sys
-import tempfile
-import urllib.error
-import urllib.request
-import zlib
 
-import numpy as np
-from tqdm import tqdm
+from data.download import Unreachable, download_file
+from data.idx import DataError, read_idx, write_idx  # noqa: F401  (part of this module's API)
 
-IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
-LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
-IMAGE_SIZE = (28, 28)
 NUM_CLASSES = 10
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -78,140 +67,6 @@ ENV_VARS = {"mnist": "MNIST_DIR", "fashion-mnist": "FASHION_MNIST_DIR"}
 # straight into /usr/share/datasets/fashion-mnist/.
 SYSTEM_DIRS = {"fashion-mnist": ["/usr/share/datasets/fashion-mnist"]}
 SYSTEM_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
-
-DOWNLOAD_TIMEOUT = 30  # seconds per connection attempt / read
-CHUNK_SIZE = 1 << 16
-
-
-class DataError(Exception):
-    """A data file is missing, unreadable, corrupt or could not be downloaded."""
-
-
-FIX_HINT = ("Delete the file and run again to download it, or copy a good one in its "
-            "place.")
-
-
-class _BadContent(DataError):
-    """The bytes are not a valid IDX file; the caller adds which file it was."""
-
-
-# ---------------------------------------------------------------------------
-# Reading and writing IDX files
-
-
-def read_idx(path, expected_md5=None):
-    """Read an IDX file (gzip or raw): (num, 28, 28) uint8 images or (num,) uint8 labels."""
-    data = _read_file(path)
-    try:
-        return _decode(data, expected_md5)
-    except _BadContent as err:
-        raise DataError("{}: {}. {}".format(path, err, FIX_HINT)) from None
-
-
-def write_idx(path, array, gzip=True):
-    """Write a (num, 28, 28) or (num,) uint8 array as an IDX file, atomically."""
-    array = np.asarray(array)
-    if array.dtype != np.uint8:
-        raise DataError("cannot write {}: the array is {}, but IDX files here hold "
-                        "uint8".format(path, array.dtype))
-    if array.ndim not in (1, 3):
-        raise DataError("cannot write {}: the array has shape {}; expected (num,) labels "
-                        "or (num, 28, 28) images".format(path, array.shape))
-    header = struct.pack(">I", 0x0800 | array.ndim)
-    header += struct.pack(">{}I".format(array.ndim), *array.shape)
-    data = header + np.ascontiguousarray(array).tobytes()
-    if gzip:
-        data = gzip_lib.compress(data, mtime=0)
-    with _atomic_file(path) as f:
-        f.write(data)
-
-
-def _read_file(path):
-    """Return the bytes of the file at path, as stored (maybe gzip)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise DataError("{}: file not found".format(path)) from None
-    except OSError as err:
-        raise DataError("{}: cannot read the file ({})".format(
-            path, err.strerror or err)) from None
-
-
-def _decode(data, expected_md5=None):
-    """Decompress (if gzip), check and return an IDX file's uint8 array."""
-    data = _decompress(data)
-    array = _parse_idx(data)
-    if expected_md5 is not None:
-        _check_md5(data, expected_md5)
-    return array
-
-
-def _decompress(data):
-    """Return data gunzipped when it is gzip (detected by content), else unchanged."""
-    if data[:2] != b"\x1f\x8b":
-        return data
-    try:
-        return gzip_lib.decompress(data)
-    except EOFError:
-        raise _BadContent("the gzip stream is truncated (an incomplete copy or an "
-                          "interrupted download)") from None
-    except (OSError, zlib.error) as err:
-        raise _BadContent("the gzip data is corrupt ({})".format(err)) from None
-
-
-def _parse_idx(data):
-    """Check an uncompressed IDX file's header and size; return its uint8 array."""
-    if len(data) < 4:
-        raise _BadContent("only {} bytes, too short to be an IDX file".format(len(data)))
-    magic, = struct.unpack(">I", data[:4])
-    if magic not in (IMAGE_MAGIC, LABEL_MAGIC):
-        raise _BadContent("wrong magic number 0x{:08x} (expected 0x{:08x} for images or "
-                          "0x{:08x} for labels): not an MNIST IDX file, or corrupt".format(
-                              magic, IMAGE_MAGIC, LABEL_MAGIC))
-    ndim = magic & 0xFF
-    header_size = 4 + 4 * ndim
-    if len(data) < header_size:
-        raise _BadContent("truncated inside the IDX header ({} of {} bytes)".format(
-            len(data), header_size))
-    shape = struct.unpack(">{}I".format(ndim), data[4:header_size])
-    if ndim == 3 and shape[1:] != IMAGE_SIZE:
-        raise _BadContent("images are {} x {}, expected 28 x 28".format(shape[1], shape[2]))
-    expected = header_size + int(np.prod(shape, dtype=np.int64))
-    if len(data) != expected:
-        problem = "truncated" if len(data) < expected else "too long"
-        raise _BadContent("{}: the header ({}) needs {} bytes but the content has {}".format(
-            problem, " x ".join(map(str, shape)), expected, len(data)))
-    array = np.frombuffer(data, dtype=np.uint8, offset=header_size)
-    return array.reshape(shape).copy()
-
-
-def _check_md5(data, expected_md5):
-    """Raise _BadContent when the uncompressed content's MD5 is not expected_md5."""
-    found = hashlib.md5(data).hexdigest()
-    if found != expected_md5.lower():
-        raise _BadContent("checksum mismatch: expected md5 {} of the uncompressed "
-                          "content, found {}; the file is corrupt or not the official "
-                          "one".format(expected_md5, found))
-
-
-@contextlib.contextmanager
-def _atomic_file(path):
-    """Yield a binary temp file beside path; on success it replaces path, else vanishes."""
-    folder = os.path.dirname(os.path.abspath(path))
-    f = tempfile.NamedTemporaryFile(mode="wb", dir=folder, delete=False, suffix=".part",
-                                    prefix="." + os.path.basename(path) + ".")
-    try:
-        with f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(f.name, 0o644)
-        os.replace(f.name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(f.name)
-        raise
 
 
 # ---------------------------------------------------------------------------
@@ -266,81 +121,13 @@ def _find_file(folder, name):
     return None
 
 
-def _missing_files(folder):
-    """Names among FILE_NAMES with neither a raw nor a .gz file in folder."""
-    return [name for name in FILE_NAMES if _find_file(folder, name) is None]
+def _missing_files(folder, names=FILE_NAMES):
+    """Those of ``names`` with neither a raw nor a .gz file in folder."""
+    return [name for name in names if _find_file(folder, name) is None]
 
 
 # ---------------------------------------------------------------------------
 # Downloading
-
-
-class _Unreachable(DataError):
-    """No mirror could even be connected to (no network, DNS failure, timeouts)."""
-
-
-def download_file(name, folder, mirrors, expected_md5=None, urlopen=None,
-                  timeout=DOWNLOAD_TIMEOUT):
-    """Fetch <mirror><name>.gz from the first mirror that works into folder; return its path.
-
-    The content is checked (IDX structure, and expected_md5 when given) before the
-    file is moved into place, so a failed or corrupt download leaves nothing behind.
-    Raises DataError listing each mirror's failure when none works.
-    """
-    urlopen = urlopen or urllib.request.urlopen
-    path = os.path.join(folder, name + ".gz")
-    failures, unreachable = [], True
-    for mirror in mirrors:
-        url = mirror + name + ".gz"
-        try:
-            _fetch(url, path, expected_md5, urlopen, timeout)
-            return path
-        except (DataError, OSError, http.client.HTTPException, ValueError) as err:
-            failures.append("{}: {}".format(url, _describe(err)))
-            unreachable = unreachable and _is_connection_error(err)
-    error = _Unreachable if unreachable and failures else DataError
-    raise error("could not download {}:\n  {}".format(
-        name, "\n  ".join(failures) or "no mirrors are configured"))
-
-
-def _is_connection_error(err):
-    """True for failures to reach a server at all (not HTTP errors or bad content)."""
-    if isinstance(err, urllib.error.HTTPError):
-        return False
-    return isinstance(err, (urllib.error.URLError, TimeoutError, ConnectionError))
-
-
-def _fetch(url, path, expected_md5, urlopen, timeout):
-    """Download url into path atomically, after checking its content."""
-    with urlopen(url, timeout=timeout) as response, _atomic_file(path) as f:
-        _copy_with_progress(response, f, os.path.basename(path))
-        f.flush()
-        _decode(_read_file(f.name), expected_md5)
-
-
-def _copy_with_progress(response, f, label):
-    """Copy a response body into f in chunks, with a tqdm bar in bytes."""
-    length = None
-    headers = getattr(response, "headers", None)
-    if headers is not None and headers.get("Content-Length"):
-        length = int(headers.get("Content-Length"))
-    with tqdm(total=length, unit="B", unit_scale=True, unit_divisor=1024,
-              desc=label, file=sys.stderr, leave=False) as bar:
-        while True:
-            chunk = response.read(CHUNK_SIZE)
-            if not chunk:
-                break
-            f.write(chunk)
-            bar.update(len(chunk))
-
-
-def _describe(err):
-    """Short text for a download failure."""
-    if isinstance(err, urllib.error.HTTPError):
-        return "HTTP {} {}".format(err.code, err.reason)
-    if isinstance(err, urllib.error.URLError):
-        return str(err.reason)
-    return str(err) or type(err).__name__
 
 
 def _download_missing(folder, missing, dataset, verify, mirrors, urlopen):
@@ -355,7 +142,7 @@ def _download_missing(folder, missing, dataset, verify, mirrors, urlopen):
         md5 = MD5[dataset][name] if verify else None
         try:
             download_file(name, folder, mirrors, md5, urlopen)
-        except _Unreachable as err:
+        except Unreachable as err:
             failures.append(str(err))
             failures.append("(not trying the other files: no mirror could be reached)")
             still_missing.extend(missing[index:])
@@ -410,16 +197,25 @@ def _missing_message(dataset, folder, how, missing, failures, download):
 
 
 def load_dataset(data_dir=None, dataset="mnist", download=True, verify=True,
-                 mirrors=None, urlopen=None):
-    """Load a dataset: {train,test}_images (num, 28, 28) uint8, {train,test}_labels (num,) uint8.
+                 mirrors=None, urlopen=None, splits=("train", "test")):
+    """Load a dataset: {split}_images (num, 28, 28) uint8 and {split}_labels (num,)
+    uint8 for each of ``splits`` ("train", "test"); only their files are needed.
 
     verify=True checks each file's MD5 and the standard sizes (60000 train, 10000
     test); verify=False keeps only the structural checks, for small custom files.
     mirrors (list of URL prefixes) and urlopen replace MIRRORS and urllib's opener.
     """
     dataset = _dataset_key(dataset)
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or not splits:
+        raise DataError("unknown splits {}; choose among {}".format(
+            unknown or "(none given)", ", ".join(SPLITS)))
     folder, how = _resolve(data_dir, dataset)
-    missing = _missing_files(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise DataError("{} ({}) is a file, not a folder; give the folder that holds the "
+                        "IDX files with --data-dir DIR or ${}=DIR".format(
+                            folder, how, ENV_VARS[dataset]))
+    missing = _missing_files(folder, [name for s in splits for name in SPLITS[s]])
     if missing:
         failures = []
         if download:
@@ -431,7 +227,8 @@ def load_dataset(data_dir=None, dataset="mnist", download=True, verify=True,
             raise DataError(_missing_message(dataset, folder, how, missing, failures,
                                              download))
     result = {}
-    for split, (image_name, label_name) in SPLITS.items():
+    for split in splits:
+        image_name, label_name = SPLITS[split]
         images = _load_file(folder, image_name, dataset, verify, ndim=3)
         labels = _load_file(folder, label_name, dataset, verify, ndim=1)
         _check_split(split, images, labels, folder, verify)
@@ -470,10 +267,12 @@ def _check_split(split, images, labels, folder, verify):
 def main(argv=None):
     """Command line: fetch (if needed), verify and summarise a dataset."""
     import argparse
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=sorted(MD5), default="mnist")
+    parser = argparse.ArgumentParser(
+        description="Find or download a dataset, check it and print what it holds.")
+    parser.add_argument("--dataset", choices=sorted(MD5), default="mnist", help="which dataset")
     parser.add_argument("--data-dir", default=None, help="folder with the four IDX files")
-    parser.add_argument("--no-download", action="store_true")
+    parser.add_argument("--no-download", action="store_true",
+                        help="fail instead of downloading missing files")
     args = parser.parse_args(argv)
     try:
         data = load_dataset(args.data_dir, args.dataset, download=not args.no_download)

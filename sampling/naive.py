@@ -1,40 +1,14 @@
-"""Drawing images from a trained model, one sub-pixel at a time in raster order.
+"""The original sampling algorithm: the whole network on the whole image, once
+per sub-pixel, in raster order (and a reconstruction in a single pass).
 
-Every sampler here draws pixel (i, j), channel d by inverse CDF from the
-model's softmax with one uniform number per image from a NumPy generator, in
-the same order, so two samplers that compute the same probabilities produce
-the same images for the same seed.
-
-The naive sampler is the original algorithm: the whole network runs on the
-whole image once per pixel. The cached sampler lives in ``fast_sampling``.
+The random numbers and the inverse-CDF draw come from ``sampling.draws``, as
+in the cached samplers, so all samplers draw the same images for a seed.
 """
 import numpy
 from tqdm import tqdm
 
 from quantize import targets_to_inputs
-
-
-def softmax(logits, temperature=1.0):
-    """(..., Q) logits -> (..., Q) float64 probabilities at the given temperature."""
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0, got {}".format(temperature))
-    z = numpy.asarray(logits, dtype=numpy.float64) / temperature
-    z -= z.max(axis=-1, keepdims=True)
-    p = numpy.exp(z)
-    return p / p.sum(axis=-1, keepdims=True)
-
-
-def draw(logits, uniforms, temperature=1.0):
-    """Inverse-CDF draw: logits (..., Q), uniforms (...) in [0, 1) -> int bins (...)."""
-    cdf = numpy.cumsum(softmax(logits, temperature), axis=-1)
-    bins = (cdf < numpy.asarray(uniforms)[..., None]).sum(axis=-1)
-    return numpy.minimum(bins, cdf.shape[-1] - 1)
-
-
-def uniforms_for(seed, num, height, width, input_dim):
-    """The random numbers of a draw: (height, width, num, input_dim) floats in [0, 1),
-    indexed in raster order so that every sampler uses the same one per sub-pixel."""
-    return numpy.random.default_rng(seed).random((height, width, num, input_dim))
+from sampling.draws import draw, uniforms_for
 
 
 def sample_naive(logits_fn, num, height, width, input_dim, q_levels, seed=0,

@@ -1,7 +1,7 @@
 """Cached sampling for the GatedPixelCNN: the naive sampler's draws, far less work.
 
-The same scheme as ``fast_sampling`` (read its docstring), on the gated block
-of ``models.gated_pixel_cnn``:
+The same scheme as ``sampling.cached_pixel_conv`` (read its docstring), on
+the gated block of ``models.gated_pixel_cnn``:
 
 * Vertical stack, once per image row: after row i is drawn, layer 1 computes
   its new 2p pre-activation row from the last four image rows, later layers
@@ -16,36 +16,20 @@ of ``models.gated_pixel_cnn``:
 The condition is fixed per image: its biases ``h . V`` (2p values per layer
 and stack) are computed once in ``start``. NumPy float32 throughout, in the
 layers' order of operations, so that the logits agree with Theano's to
-float32 rounding and the inverse-CDF draws (``sampling.draw`` with
-``sampling.uniforms_for``) give the naive sampler's images for the same seed.
+float32 rounding and the inverse-CDF draws (``sampling.draws``, in the loop
+of ``sampling.cached``) give the naive sampler's images for the same seed.
 
 Map layouts are channels-last: one row of a map is ``(batch, width, channels)``.
 """
 import numpy
 
-from fast_sampling import F32, leaky_relu, row_conv, sample_cached
 from lib.layers import make_mask
-from models.gated_pixel_cnn import FILTER_SIZE, FIRST_FILTER_SIZE
+from models.gated_pixel_cnn import FILTER_SIZE, FIRST_FILTER_SIZE, colour_mask
+from sampling.cached import CachedEvaluator
+from sampling.numpy_layers import F32, gate, leaky_relu, pointwise, row_conv, tap_matrix
 
 
-def sigmoid(x):
-    """Logistic function in float32, written with tanh so that it never overflows."""
-    return (F32(0.5) * (F32(1.0) + numpy.tanh(F32(0.5) * x))).astype(F32)
-
-
-def gate(pre):
-    """(..., 2p) pre-activations -> (..., p): tanh(first half) * sigmoid(second half)."""
-    dim = pre.shape[-1] // 2
-    return (numpy.tanh(pre[..., :dim]) * sigmoid(pre[..., dim:])).astype(F32)
-
-
-def pointwise(x, layer):
-    """A 1x1 convolution on channels-last x (..., in) with (weight (out, in, 1, 1), bias)."""
-    weight, bias = layer
-    return (x.dot(weight[:, :, 0, 0].T) + bias).astype(F32)
-
-
-class CachedGatedPixelCNN(object):
+class CachedGatedPixelCNN(CachedEvaluator):
     """GatedPixelCNN evaluated row by row and pixel by pixel from its weights.
 
     weights: ``{name: ndarray}`` with GatedPixelCNN's names under ``prefix``;
@@ -54,24 +38,34 @@ class CachedGatedPixelCNN(object):
 
     def __init__(self, weights, prefix, num_layers, input_dim, q_levels):
         self.num_layers, self.input_dim, self.q_levels = num_layers, input_dim, q_levels
+        self.dim = weights[prefix + ".vstack1.filter"].shape[0] // 2
+        # With colour, hstack1's centre tap reads the drawn colours of the pixel itself.
+        self.sees_current_pixel = input_dim > 1
+        self.pixel_offset = FIRST_FILTER_SIZE // 2
 
         def get(layer, suffix=None):
+            """(filter with the layer's mask, bias), or the array ``layer + suffix``."""
             key = prefix + "." + layer
             if suffix is not None:
                 return numpy.asarray(weights[key + suffix], dtype=F32)
-            return (numpy.asarray(weights[key + ".filter"], dtype=F32),
-                    numpy.asarray(weights[key + ".b"], dtype=F32))
+            w = numpy.asarray(weights[key + ".filter"], dtype=F32)
+            masktype, groups = colour_mask(layer, input_dim, self.dim, q_levels)
+            if masktype is not None:
+                w = w * make_mask(w.shape, masktype, groups=groups)
+            return w, numpy.asarray(weights[key + ".b"], dtype=F32)
 
-        self.dim = get("vstack1")[0].shape[0] // 2
         self.conditional = prefix + ".hcond1.W" in weights
         self.condition_dim = get("hcond1", ".W").shape[0] if self.conditional else 0
+        k = FIRST_FILTER_SIZE // 2 + self.sees_current_pixel   # pixels j-3 .. j-1 (and j)
         hw, hb = get("hstack1")
-        self.h1 = (hw * make_mask(hw.shape, "a"), hb)
+        self.h1 = (tap_matrix(hw, range(k)), hb)                 # (k * input_dim, 2p)
         self.layers = []  # per stack layer 1 .. num_layers-1
         for i in range(1, num_layers):
             layer = {"v": get("vstack%d" % i), "v2h": get("v2h%d" % i)}
             if i > 1:
-                layer["h"], layer["h2h"] = get("hstack%d" % i), get("h2hstack%d" % i)
+                hw, hb = get("hstack%d" % i)
+                layer["h"] = (tap_matrix(hw, (0, 1)), hb)            # (2p, 2p): columns j-1, j
+                layer["h2h"] = get("h2hstack%d" % i)
             if self.conditional:
                 layer["hcond"] = get("hcond%d" % i, ".W")
                 # the last vertical gate feeds nothing, so it has no condition matrix
@@ -144,39 +138,21 @@ class CachedGatedPixelCNN(object):
 
     def pixel_logits(self, j):
         """Logits (batch, input_dim, q_levels) of pixel j of the current row."""
-        k = FIRST_FILTER_SIZE // 2
+        k = FIRST_FILTER_SIZE // 2 + self.sees_current_pixel
+        batch = len(self.row_inputs)
         weight, bias = self.h1
-        taps = self.row_inputs[:, j:j + k]                      # pixels j-3 .. j-1
-        pre = numpy.einsum("bkc,ock->bo", taps, weight[:, :, 0, :k]) + bias
+        taps = self.row_inputs[:, j:j + k].reshape(batch, -1)   # pixels j-3 .. j-1 (and j)
+        pre = taps.dot(weight) + bias
         h = gate(pre + self.above[0][:, j] + self.biases[0][1][:, 0])
         self.h[0][:, j + 1] = h
         for n in range(1, len(self.layers)):
             layer = self.layers[n]
             weight, bias = layer["h"]
-            prev = self.h[n - 1][:, j:j + 2]                    # columns j-1 and j
-            pre = numpy.einsum("bkc,ock->bo", prev, weight[:, :, 0, :]) + bias
+            prev = self.h[n - 1][:, j:j + 2].reshape(batch, -1)  # columns j-1 and j
+            pre = prev.dot(weight) + bias
             gated = gate(pre + self.above[n][:, j] + self.biases[n][1][:, 0])
             h = pointwise(gated, layer["h2h"]) + h
             self.h[n][:, j + 1] = h
         hidden = leaky_relu(pointwise(h, self.c1))
         logits = pointwise(hidden, self.c2)
         return logits.reshape(len(logits), self.input_dim, self.q_levels)
-
-    def set_pixel(self, j, inputs):
-        """Record the drawn pixel j of this row; inputs (batch, input_dim) float32."""
-        self.row_inputs[:, j + FIRST_FILTER_SIZE // 2] = inputs
-
-
-def sample_cached_gated(net, num, height, width, condition=None, seed=0, temperature=1.0,
-                        progress=True, given=None):
-    """Draw ``num`` images (num, height, width, input_dim) uint8 bins with a
-    CachedGatedPixelCNN, in the order and with the random numbers of
-    ``sampling.sample_naive``.
-
-    condition: (num, condition_dim) one condition vector per image (or one
-    (condition_dim,) vector for all), None for an unconditional model.
-    With ``given`` (true bins of the same shape) each pixel is drawn given the
-    true pixels before it (a reconstruction), instead of the drawn ones.
-    """
-    return sample_cached(net, num, height, width, seed=seed, temperature=temperature,
-                         progress=progress, given=given, condition=condition)

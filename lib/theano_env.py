@@ -1,0 +1,159 @@
+"""Theano's environment, set before Theano is imported (this module never imports it).
+
+``prepare()`` does it, once, and is called from two places:
+
+* ``lib.backend`` (which importing ``lib`` runs first), and
+* an import hook that the virtualenv made by ``make venv`` installs at start-up
+  (``install_import_hook``, from a ``.pth`` file), so that a script that says
+  ``import theano`` before ``import lib`` gets the same set-up.
+
+It
+
+* sets ``floatX=float32`` and ``blas.ldflags`` (``-lblis`` when BLIS is
+  installed, else ``-lopenblas`` when OpenBLAS is, else empty so that Theano
+  falls back to NumPy's C-API BLAS; Theano 1.0.5 on NumPy 1.23 fails to
+  import without it), unless the user already chose a value in
+  ``THEANO_FLAGS`` or in a ``.theanorc`` file: the user's choice always wins;
+* sets ``BLIS_NUM_THREADS`` to the number of usable cores unless the user
+  set it or ``OMP_NUM_THREADS``;
+* makes ``theano.scan`` use its Python loop on Python >= 3.11 (see
+  ``_use_python_scan_loop``).
+"""
+import configparser
+import ctypes.util
+import os
+import shlex
+import sys
+import sysconfig
+
+_DEFAULTS_SECTIONS = {"floatX": ("global", "floatX"), "blas.ldflags": ("blas", "ldflags")}
+
+
+def _user_flag_names(flags):
+    """Names set in a THEANO_FLAGS string (same splitting rules as Theano)."""
+    splitter = shlex.shlex(flags, posix=True)
+    splitter.whitespace = ","
+    splitter.whitespace_split = True
+    return {pair.split("=", 1)[0].strip() for pair in splitter if "=" in pair}
+
+
+def _theanorc_has(section, option):
+    """True when one of the user's .theanorc files sets ``[section] option``."""
+    paths = [os.path.expanduser(p) for p in os.getenv("THEANORC", "~/.theanorc").split(os.pathsep)]
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(paths)
+    except configparser.Error:
+        return False
+    return parser.has_option(section, option)
+
+
+def blas_ldflags(find_library=ctypes.util.find_library):
+    """BLIS where installed (Debian ``libblis-dev``: fastest here on the skinny
+    products of the channels-last graphs), else OpenBLAS, else empty (NumPy's
+    C-API BLAS)."""
+    for name in ("blis", "openblas"):
+        if find_library(name):
+            return "-l" + name
+    return ""
+
+
+def default_flags():
+    """The flags this project adds, as a dict name -> value."""
+    return {"floatX": "float32", "blas.ldflags": blas_ldflags()}
+
+
+def configure_threads(environ=os.environ):
+    """Let BLIS use every core this process may run on (BLIS runs one thread
+    unless told), unless the user set BLIS_NUM_THREADS or OMP_NUM_THREADS."""
+    if "BLIS_NUM_THREADS" not in environ and "OMP_NUM_THREADS" not in environ:
+        environ["BLIS_NUM_THREADS"] = str(len(os.sched_getaffinity(0)))
+
+
+def configure_environment(environ=os.environ):
+    """Put our defaults in front of the user's THEANO_FLAGS (theirs win)."""
+    user_flags = environ.get("THEANO_FLAGS", "")
+    taken = _user_flag_names(user_flags)
+    ours = [
+        "{}={}".format(name, value)
+        for name, value in default_flags().items()
+        if name not in taken and not _theanorc_has(*_DEFAULTS_SECTIONS[name])
+    ]
+    # Theano lets later entries override earlier ones, so the user's go last.
+    environ["THEANO_FLAGS"] = ",".join(ours + ([user_flags] if user_flags else []))
+
+
+SCAN_CYTHON_MODULE = "theano.scan_module.scan_perform_ext"
+
+
+def _use_python_scan_loop():
+    """Make ``theano.scan`` run its Python loop over steps.
+
+    Theano 1.0.5 ships its Cython scan loop as pre-generated C that does not
+    compile on Python 3.11 (changed internal headers), and it does not catch
+    that compile error. It does fall back to the Python loop when importing
+    the module raises ImportError, which a ``None`` in ``sys.modules`` causes.
+    The step functions themselves are still compiled C.
+    """
+    if sys.version_info >= (3, 11) and SCAN_CYTHON_MODULE not in sys.modules:
+        sys.modules[SCAN_CYTHON_MODULE] = None
+
+
+def prepare():
+    """Set Theano's environment (see the module docstring); harmless to repeat, and
+    the flags are left alone once Theano is imported."""
+    if "theano" not in sys.modules:
+        configure_environment()
+    configure_threads()
+    _use_python_scan_loop()
+
+
+class _BeforeTheano(object):
+    """A ``sys.meta_path`` finder that runs :func:`prepare` when ``theano`` is first
+    imported, then steps aside (it never finds a module itself)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "theano":
+            uninstall_import_hook()
+            prepare()
+        return None
+
+
+def install_import_hook():
+    """Run :func:`prepare` just before the process first imports Theano."""
+    if "theano" not in sys.modules and not any(isinstance(f, _BeforeTheano)
+                                               for f in sys.meta_path):
+        sys.meta_path.insert(0, _BeforeTheano())
+
+
+def uninstall_import_hook():
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _BeforeTheano)]
+
+
+PTH_NAME = "pixelcnn_theano_env.pth"
+
+
+def pth_line(path=None):
+    """The start-up line (a ``.pth`` file's) that loads this file and installs the hook;
+    it does nothing when the file is gone (a moved checkout)."""
+    path = os.path.abspath(path or __file__)
+    return ("import importlib.util as _u, os as _os; _f = {!r}; "
+            "_s = _os.path.isfile(_f) and _u.spec_from_file_location('_pixelcnn_theano_env', _f); "
+            "_m = _s and _u.module_from_spec(_s); "
+            "_s and (_s.loader.exec_module(_m) or _m.install_import_hook())\n").format(path)
+
+
+def write_pth(site_dir=None):
+    """Install the import hook in this interpreter's site-packages (``make venv`` does)."""
+    site_dir = site_dir or sysconfig.get_paths()["purelib"]
+    target = os.path.join(site_dir, PTH_NAME)
+    with open(target, "w") as f:
+        f.write(pth_line())
+    return target
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["install-hook"]:
+        sys.exit("usage: python lib/theano_env.py install-hook   (writes {} into this "
+                 "interpreter's site-packages)".format(PTH_NAME))
+    print("wrote", write_pth())

@@ -1,0 +1,74 @@
+"""Drawing images from a built network, one sub-pixel at a time in raster order.
+
+    naive.py               the original algorithm: the whole network once per sub-pixel
+    cached.py              the loop of the cached samplers, which reuse earlier work
+    cached_pixel_conv.py   the cached evaluator of pixelConv
+    cached_gated.py        the cached evaluator of the gated PixelCNN
+    cached_masked.py       the cached evaluators of the masked PixelCNN and the PixelRNNs
+    numpy_layers.py        the layers' pieces in NumPy, for the cached evaluators
+    draws.py               the random numbers and the inverse-CDF draw they all share
+
+All samplers draw the same images for the same seed (see ``draws``).
+"""
+from models.build import PREFIX, condition_dim
+from sampling import naive
+from sampling.cached import sample_cached
+from sampling.cached_gated import CachedGatedPixelCNN
+from sampling.cached_masked import CachedDiagonalBiLSTM, CachedMaskedPixelCNN, CachedRowLSTM
+from sampling.cached_pixel_conv import CachedPixelConv
+
+SAMPLERS = ("cached", "naive")
+CACHED_EVALUATORS = {"pixelconv": CachedPixelConv, "gated": CachedGatedPixelCNN,
+                     "masked": CachedMaskedPixelCNN, "rowlstm": CachedRowLSTM,
+                     "diagbilstm": CachedDiagonalBiLSTM}
+
+
+def has_cached_sampler(config):
+    """True when ``config``'s model has a cached sampler (else 'cached' runs the naive one)."""
+    return config["model"] in CACHED_EVALUATORS
+
+
+def cached_evaluator(net):
+    """The cached evaluator of a built network ``net`` (models.build.Network), on its
+    current weights."""
+    c = net.config
+    evaluator = CACHED_EVALUATORS[c["model"]]
+    return evaluator(net.model.param_values(), PREFIX, c["num_layers"], c["input_dim"],
+                     c["q_levels"])
+
+
+def sample(net, num, height, width, seed=0, temperature=1.0, progress=True, given=None,
+           condition=None, sampler="cached"):
+    """Draw images (num, height, width, input_dim) uint8 bins from ``net`` in raster order.
+
+    ``given``: true bins to condition each pixel on (a reconstruction).
+    ``condition``: (num, condition_dim) for conditional models.
+    ``sampler``: 'cached' (exact and fast where the model allows it, else
+    naive) or 'naive' (the whole network per pixel).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError("unknown sampler {!r}; choose one of {}".format(
+            sampler, ", ".join(SAMPLERS)))
+    check_condition(net, condition, num)
+    if sampler == "cached" and has_cached_sampler(net.config):
+        return sample_cached(cached_evaluator(net), num, height, width, seed=seed,
+                             temperature=temperature, progress=progress, given=given,
+                             condition=condition)
+    logits_fn = net.logits_fn(condition)
+    q_levels = net.config["q_levels"]
+    if given is not None:
+        return naive.reconstruct(logits_fn, given, q_levels, seed=seed, temperature=temperature)
+    return naive.sample_naive(logits_fn, num, height, width, net.config["input_dim"], q_levels,
+                              seed=seed, temperature=temperature, progress=progress)
+
+
+def check_condition(net, condition, num):
+    """Raise ValueError unless ``condition`` suits ``net`` for ``num`` images."""
+    if net.H is None and condition is not None:
+        raise ValueError("this model is not conditional; it takes no label")
+    if net.H is not None:
+        if condition is None:
+            raise ValueError("this model is conditional: give a label")
+        if condition.shape != (num, condition_dim(net.config)):
+            raise ValueError("condition must have shape {}, got {}".format(
+                (num, condition_dim(net.config)), condition.shape))

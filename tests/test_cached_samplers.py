@@ -1,0 +1,73 @@
+"""The cached samplers of the masked PixelCNN and the PixelRNNs (sampling/cached_masked.py):
+the naive sampler's images for the same seed, the network's logits at every pixel and
+the network's maps, position by position, in grey and in colour."""
+import numpy
+import pytest
+import theano
+
+from lib import floatX
+from models import build as builder
+from sampling import CACHED_EVALUATORS, cached_evaluator
+from sampling.cached import sample_cached
+from sampling.naive import sample_naive
+
+# (model, blocks, DIM, Q_LEVELS, colours, height, width): small, and varied where it matters
+CONFIGS = [
+    ("masked", 1, 4, 2, 1, 6, 6), ("masked", 3, 6, 16, 3, 5, 9),
+    ("rowlstm", 2, 4, 4, 1, 5, 9), ("rowlstm", 1, 6, 3, 3, 6, 6),
+    ("diagbilstm", 1, 4, 5, 1, 6, 6), ("diagbilstm", 2, 6, 4, 3, 5, 9),
+]
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: "{}-{}x{}-q{}-c{}".format(
+    c[0], c[5], c[6], c[3], c[4]))
+def network(request):
+    """(config, net, f): f(x) -> [logits, residual stream after each layer (batch, DIM, H, W)]
+    with large random weights, so that the draws are not degenerate."""
+    model, blocks, dim, q, colours, height, width = request.param
+    numpy.random.seed(0)
+    net = builder.build({"model": model, "num_layers": blocks, "dim": dim, "q_levels": q,
+                         "input_dim": colours})
+    rng = numpy.random.RandomState(1)
+    for p in net.model.get_params():
+        p.set_value(floatX(rng.uniform(-0.6, 0.6, p.get_value().shape)))
+    f = theano.function([net.X], [net.logits] + net.layer.hidden_maps)
+    return request.param, net, f
+
+
+def test_every_model_has_a_cached_sampler():
+    assert sorted(CACHED_EVALUATORS) == sorted(builder.MODELS)
+
+
+def test_cached_draws_the_naive_images(network):
+    (model, _, _, q, colours, height, width), net, f = network
+    for seed in (0, 1):
+        naive = sample_naive(lambda x: f(x)[0], 3, height, width, colours, q, seed=seed,
+                             progress=False)
+        cached = sample_cached(cached_evaluator(net), 3, height, width, seed=seed,
+                               progress=False)
+        numpy.testing.assert_array_equal(cached, naive)
+        assert len(numpy.unique(naive)) > 1
+
+
+def test_pieces_equal_the_network_at_every_position(network):
+    """Feed a known image colour by colour: at every pixel, the logits of each colour and
+    (after the pixel) every layer's stream equal the full network's."""
+    (model, _, _, q, colours, height, width), net, f = network
+    rng = numpy.random.RandomState(2)
+    image = floatX(rng.randint(0, q, (2, height, width, colours)) / (q - 1.0))
+    logits, *maps = f(image)
+    cached = cached_evaluator(net)
+    cached.start(2, width)
+    for i in range(height):
+        cached.start_row()
+        for j in range(width):
+            for d in range(colours):
+                numpy.testing.assert_allclose(cached.pixel_logits(j)[:, d], logits[:, i, j, d],
+                                              rtol=1e-4, atol=1e-5, err_msg=str((i, j, d)))
+                cached.set_channel(j, d, image[:, i, j, d])
+            cached.pixel_logits(j)
+            for n, full in enumerate(maps):
+                numpy.testing.assert_allclose(cached.stream[n, :, j + 1], full[:, :, i, j],
+                                              rtol=1e-4, atol=1e-5, err_msg=str((n, i, j)))
+        cached.finish_row(image[:, i])

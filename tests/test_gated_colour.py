@@ -1,0 +1,142 @@
+"""Colour in the gated PixelCNN (input_dim = 3, R -> G -> B): the gradients of every
+(output colour, input colour) pair at the pixel itself, the fast graph equal to the
+faithful one, and the cached sampler drawing the naive one's images colour by colour."""
+import numpy
+import pytest
+import theano
+import theano.tensor as T
+
+from lib import WrapperLayer, floatX
+from lib.layers import channel_groups, gated_channel_groups, make_mask
+from models import build as builder
+from models.fast_gated_pixel_cnn import FastGatedPixelCNN
+from models.gated_pixel_cnn import GatedPixelCNN, colour_mask
+from sampling.cached import sample_cached
+from sampling.cached_gated import CachedGatedPixelCNN
+from sampling.naive import sample_naive
+
+COLOURS, DIM, Q, LAYERS, H, W = 3, 6, 4, 4, 5, 6
+
+
+def build(cls, condition_dim=0, seed=7):
+    """(compiled logits function, model) with large random weights: masked taps stay 0."""
+    numpy.random.seed(seed)
+    X = T.tensor4("X")
+    Hc = T.matrix("H") if condition_dim else None
+    model = cls(WrapperLayer(X), COLOURS, DIM, Q, num_layers=LAYERS, condition=Hc,
+                condition_dim=condition_dim, name="g")
+    rng = numpy.random.RandomState(seed)
+    for p in model.params:
+        p.set_value(floatX(rng.uniform(-0.7, 0.7, p.get_value().shape)))
+    inputs = [X] + ([Hc] if Hc is not None else [])
+    return theano.function(inputs, model.output()), model, inputs
+
+
+@pytest.fixture(scope="module")
+def faithful():
+    return build(GatedPixelCNN)
+
+
+def test_gate_groups_keep_both_halves_of_a_map_in_its_colour():
+    assert list(gated_channel_groups(6, 3)) == [0, 1, 2, 0, 1, 2]
+    assert list(gated_channel_groups(12, 3)) == [0, 0, 1, 1, 2, 2] * 2
+    with pytest.raises(ValueError):
+        gated_channel_groups(5, 3)
+
+
+def test_grey_models_get_no_new_masks():
+    """input_dim = 1: only hstack1's plain mask 'a' (the recorded fixtures hold)."""
+    for suffix in ("hstack1", "hstack2", "v2h1", "h2hstack2", "combined_stack1",
+                   "combined_stack2", "vstack1"):
+        masktype, groups = colour_mask(suffix, 1, DIM, Q)
+        assert groups is None and masktype == ("a" if suffix == "hstack1" else None)
+
+
+def test_colour_masks_by_hand():
+    """hstack2's current-column tap, the 1x1 links and the output layer, for p = 3."""
+    masktype, groups = colour_mask("hstack2", 3, 3, Q)
+    mask = make_mask((6, 3, 1, 2), masktype, groups=groups)
+    assert mask[:, :, 0, 0].all()                        # column c-1: every colour
+    expected = numpy.array([[1, 0, 0], [1, 1, 0], [1, 1, 1]] * 2)   # rows: R G B R G B
+    numpy.testing.assert_array_equal(mask[:, :, 0, 1], expected)
+    masktype, groups = colour_mask("combined_stack2", 3, 3, Q)
+    out = make_mask((3 * Q, 3, 1, 1), masktype, groups=groups)[:, :, 0, 0]
+    numpy.testing.assert_array_equal(out, numpy.repeat([[1, 0, 0], [1, 1, 0], [1, 1, 1]], Q,
+                                                       axis=0))
+    assert list(channel_groups(3 * Q, 3)) == [0] * Q + [1] * Q + [2] * Q
+
+
+PIXEL = (2, 3)
+
+
+@pytest.fixture(scope="module")
+def colour_gradients(faithful):
+    """Gradients of the logits of each colour d at PIXEL with respect to the input:
+    (COLOURS, 2, H, W, COLOURS), one compiled function for all colours."""
+    _, model, inputs = faithful
+    i, j = PIXEL
+    grads = [T.grad(model.output()[:, i, j, d].sum(), inputs[0]) for d in range(COLOURS)]
+    x = floatX(numpy.random.RandomState(1).uniform(0, 1, (2, H, W, COLOURS)))
+    return numpy.stack(theano.function(inputs, grads)(x))
+
+
+@pytest.mark.parametrize("out_colour", range(COLOURS))
+@pytest.mark.parametrize("in_colour", range(COLOURS))
+def test_each_colour_sees_exactly_the_earlier_colours_of_its_pixel(colour_gradients,
+                                                                  out_colour, in_colour):
+    """d(logits of colour d at (i, j)) / d(input colour e at (i, j)) is nonzero iff e < d;
+    the pixel after (i, j) is never seen."""
+    i, j = PIXEL
+    g = colour_gradients[out_colour]
+    seen = numpy.abs(g[:, i, j, in_colour]).max()
+    assert (seen > 1e-6) == (in_colour < out_colour), seen
+    assert numpy.abs(g[:, i, j + 1:]).max() == 0 and numpy.abs(g[:, i + 1:]).max() == 0
+    assert numpy.abs(g[:, i - 1, :, in_colour]).max() > 1e-6  # the row above is seen
+
+
+def test_fast_graph_equals_the_faithful_one_in_colour(faithful):
+    fn, model, _ = faithful
+    fast_fn, fast, _ = build(FastGatedPixelCNN)
+    assert [p.name for p in fast.params] == [p.name for p in model.params]
+    for p, q in zip(fast.params, model.params):
+        numpy.testing.assert_array_equal(p.get_value(), q.get_value())
+    x = floatX(numpy.random.RandomState(2).uniform(0, 1, (3, H, W, COLOURS)))
+    numpy.testing.assert_allclose(fast_fn(x), fn(x), rtol=1e-4, atol=1e-5)
+
+
+def cached(model):
+    weights = {p.name: p.get_value() for p in model.params}
+    return CachedGatedPixelCNN(weights, "g", LAYERS, COLOURS, Q)
+
+
+@pytest.mark.parametrize("condition_dim", [0, 10])
+def test_cached_and_naive_draw_the_same_colour_images(faithful, condition_dim):
+    fn, model, _ = faithful if not condition_dim else build(GatedPixelCNN, condition_dim)
+    h = None
+    if condition_dim:
+        h = builder.one_hot([1, 4, 9])
+    logits = fn if h is None else (lambda x: fn(x, h[:len(x)]))
+    naive = sample_naive(logits, 3, H, W, COLOURS, Q, seed=5, progress=False)
+    fast = sample_cached(cached(model), 3, H, W, seed=5, progress=False, condition=h)
+    numpy.testing.assert_array_equal(fast, naive)
+    assert len(numpy.unique(naive)) > 1
+
+
+def test_cached_logits_of_each_colour_equal_the_network(faithful):
+    """Feed a known image colour by colour: every cached logit (for colour d, with the
+    pixel's colours < d given) equals the full network's at that pixel."""
+    fn, model, _ = faithful
+    rng = numpy.random.RandomState(3)
+    image = floatX(rng.randint(0, Q, (2, H, W, COLOURS)) / (Q - 1.0))
+    full = fn(image)                                     # (2, H, W, 3, Q)
+    net = cached(model)
+    net.start(2, W)
+    for i in range(H):
+        net.start_row()
+        for j in range(W):
+            for d in range(COLOURS):
+                numpy.testing.assert_allclose(net.pixel_logits(j)[:, d], full[:, i, j, d],
+                                              rtol=1e-4, atol=1e-5)
+                net.set_channel(j, d, image[:, i, j, d])
+            net.pixel_logits(j)
+        net.finish_row(image[:, i])

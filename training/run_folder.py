@@ -1,0 +1,163 @@
+"""A training run's folder and its settings.
+
+A run lives in one folder: ``config.json`` (every setting of the run),
+``state.npz`` (the resumable state), ``history.json`` and the per-epoch
+outputs. A resumed run reuses the saved settings; the few that may change
+between sittings are listed in ``CHANGEABLE``.
+"""
+import glob
+import json
+import os
+
+from lib.checkpoint import CheckpointError, atomic_write, load_arrays
+from models import build as builder
+
+STATE_FILE = "state.npz"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+
+# The run's settings, saved in config.json. A resumed run keeps them all; those
+# in CHANGEABLE may be given again with --resume (the others are refused).
+CONFIG_KEYS = ("model", "conditional", "embed_dim", "encoder_steps", "margin", "num_layers",
+               "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
+               "grad_clip", "epochs", "seed", "dataset", "data_dir", "no_download",
+               "no_verify", "train_limit", "valid_limit", "save_original_format",
+               "samples_every", "state_every")
+CHANGEABLE = ("epochs", "data_dir", "no_download", "no_verify", "valid_batch_size",
+              "save_original_format", "samples_every", "state_every")
+# Defaults for settings that older runs did not save.
+OLD_RUN_DEFAULTS = {"model": "pixelconv", "conditional": "none", "input_dim": 1,
+                    "dataset": "mnist", "valid_batch_size": 200, "grad_clip": 1.0,
+                    "data_dir": None, "no_download": False, "no_verify": False}
+
+
+class RunError(Exception):
+    """A problem reported in one line without a traceback; ``exit_code`` 2 for bad
+    input (options, files, folders), 1 for a run that failed."""
+    exit_code = 2
+
+
+class DivergedError(RunError):
+    """The training cost, the validation NLL or the parameters stopped being finite."""
+    exit_code = 1
+
+
+def model_description(config):
+    """The part of a run's config that rebuilds its network (stored in checkpoints)."""
+    keys = ["model", "conditional", "input_dim", "dim", "num_layers", "q_levels"]
+    if config.get("conditional") == "embedding":
+        keys.append("embed_dim")
+    return {k: config[k] for k in keys}
+
+
+def new_config(options):
+    """The config of a fresh run from ``{setting: value}`` (the command line)."""
+    config = {k: options[k] for k in CONFIG_KEYS}
+    if config["data_dir"]:
+        config["data_dir"] = os.path.abspath(os.path.expanduser(config["data_dir"]))
+    config.update(input_dim=1)
+    try:
+        builder.condition_dim(config)
+    except ValueError as err:
+        raise RunError(str(err))
+    return config
+
+
+def saved_config(out_dir, given):
+    """The config saved in ``out_dir``, updated with the ``given`` settings
+    (``{setting: value}`` given again on the command line); RunError for a
+    setting that a resumed run cannot change."""
+    try:
+        with open(os.path.join(out_dir, CONFIG_FILE)) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as err:
+        raise RunError("{} holds no resumable run ({}); start one with --out-dir".format(
+            out_dir, err))
+    missing = [k for k in ("num_layers", "dim", "q_levels", "batch_size", "lr", "seed")
+               if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise RunError("{} is not a run's config: {} missing".format(
+            os.path.join(out_dir, CONFIG_FILE), ", ".join(missing)))
+    for key, value in OLD_RUN_DEFAULTS.items():
+        config.setdefault(key, value)
+    fixed = sorted(k for k in given if k not in CHANGEABLE and given[k] != config.get(k))
+    if fixed:
+        raise RunError("--resume continues the run as it was set up; it cannot change {}. "
+                       "Leave {} out, or start a new run with --out-dir".format(
+                           ", ".join(option(k) for k in fixed),
+                           "it" if len(fixed) == 1 else "them"))
+    for key, value in given.items():
+        config[key] = value
+    if given.get("data_dir"):
+        config["data_dir"] = os.path.abspath(os.path.expanduser(given["data_dir"]))
+    return config
+
+
+def option(key):
+    """The command-line option of a setting: 'data_dir' -> '--data-dir'."""
+    return "--" + key.replace("_", "-")
+
+
+def write_config(out_dir, config):
+    atomic_write(os.path.join(out_dir, CONFIG_FILE),
+                 lambda f: f.write(json.dumps(config, indent=1).encode()))
+
+
+def check_state_file(out_dir):
+    """Read ``out_dir``'s state.npz once, before anything is compiled, and return
+    the number of epochs it has finished; RunError (with the way forward) when
+    it is missing or damaged."""
+    path = os.path.join(out_dir, STATE_FILE)
+    if not os.path.isfile(path):
+        raise RunError("{} holds no resumable state ({} is missing)".format(out_dir, STATE_FILE))
+    try:
+        arrays = load_arrays(path)
+        if "epoch" not in arrays:
+            raise CheckpointError("{}: epoch is missing; not a resumable state".format(path))
+    except CheckpointError as err:
+        raise RunError("{}. {}".format(err, way_forward(out_dir)))
+    return int(arrays["epoch"])
+
+
+def way_forward(out_dir):
+    """What a user can do when a run's state is damaged."""
+    finished = sorted(glob.glob(os.path.join(out_dir, "epoch_*.npz")))
+    text = ("Put back a good copy of {} (a committed run's state, for example), or start "
+            "a new run with --out-dir".format(STATE_FILE))
+    if finished:
+        text += ("; the weights of the last finished epoch are in {} (generate.py and "
+                 "evaluate.py read them)".format(finished[-1]))
+    return text
+
+
+def prepare_out_dir(path, fresh):
+    """Create ``path`` and prove it is writable, before any training starts. A fresh
+    run refuses a folder that already holds a run's state, so nothing is overwritten.
+    Returns True when this call created the folder."""
+    state = os.path.join(path, STATE_FILE)
+    if fresh and os.path.exists(state):
+        raise RunError("{} already holds a run ({}); continue it with --resume {} or "
+                       "choose another --out-dir".format(path, STATE_FILE, path))
+    created = not os.path.exists(path)
+    probe = os.path.join(path, ".write-test")
+    try:
+        os.makedirs(path, exist_ok=True)
+        atomic_write(probe, lambda f: f.write(b"ok"))
+        os.remove(probe)
+    except OSError as err:
+        raise RunError("cannot write to output folder {}: {}. Choose another "
+                       "--out-dir.".format(path, err.strerror or err))
+    return created
+
+
+def remove_unstarted(path):
+    """Remove the folder of a run whose start failed before its first state was
+    saved (its config.json, if written, and then the folder when it is empty)."""
+    if os.path.exists(os.path.join(path, STATE_FILE)):
+        return
+    try:
+        if os.path.exists(os.path.join(path, CONFIG_FILE)):
+            os.remove(os.path.join(path, CONFIG_FILE))
+        os.rmdir(path)
+    except OSError:
+        pass
