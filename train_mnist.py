@@ -211,9 +211,9 @@ def limit_data(data, config):
 
 def describe_resume(config, given):
     """One line on the settings a resumed run reuses and how to change them."""
-    kept = [k for k in ("epochs", "data_dir", "train_limit", "valid_limit") if k not in given]
-    shown = ["{} {}".format(run_folder.option(k), config[k] if config[k] is not None else
-                            "(default)") for k in kept]
+    kept = [k for k in ("epochs", "data_dir", "train_limit", "valid_limit")
+            if k not in given and config[k] is not None]
+    shown = ["{} {}".format(run_folder.option(k), config[k]) for k in kept]
     return "resuming with the saved settings{}{}".format(
         ": " + ", ".join(shown) if shown else "",
         " (give --epochs or --data-dir to change them)" if kept else "")

@@ -78,19 +78,41 @@ def test_colour_masks_match_the_reference(filter_shape, masktype, groups):
                                      reference_colour_mask(filter_shape, masktype, groups))
 
 
-@pytest.mark.parametrize("filter_shape", [(3, 3, 7, 7), (4, 2, 1, 3), (5, 5, 1, 1)])
+def test_plain_masks_by_hand():
+    """Without colour groups (the default): every (out, in) pair gets the same taps."""
+    for shape, masktype, taps in [
+            ((2, 3, 3, 3), "a", [[1, 1, 1],
+                                 [1, 0, 0],
+                                 [0, 0, 0]]),
+            ((2, 3, 3, 3), "b", [[1, 1, 1],
+                                 [1, 1, 0],
+                                 [0, 0, 0]]),
+            ((4, 2, 1, 3), "a", [[1, 0, 0]]),
+            ((4, 2, 1, 3), "b", [[1, 1, 0]]),
+            ((5, 5, 1, 1), "a", [[0]]),
+            ((5, 5, 1, 1), "b", [[1]])]:
+        want = numpy.broadcast_to(numpy.array(taps, dtype="float32"), shape)
+        numpy.testing.assert_array_equal(make_mask(shape, masktype), want,
+                                         err_msg=str((shape, masktype)))
+
+
+@pytest.mark.parametrize("filter_shape", [(3, 3, 7, 7), (4, 2, 1, 3), (5, 5, 1, 1), (2, 3, 4, 6)])
 @pytest.mark.parametrize("masktype", ["a", "b"])
-def test_one_group_is_the_plain_mask(filter_shape, masktype):
-    plain = make_mask(filter_shape, masktype)
-    numpy.testing.assert_array_equal(make_mask(filter_shape, masktype, 1), plain)
-    centre = plain[:, :, filter_shape[2] // 2, filter_shape[3] // 2]
-    assert (centre == (masktype == "b")).all()
+def test_plain_mask_keeps_the_taps_before_the_centre_in_raster_order(filter_shape, masktype):
+    """Tap (r, c) is kept when r * cols + c comes before the centre's index (or is it,
+    for 'b'); the same for every channel pair."""
+    rows, cols = filter_shape[2:]
+    index = numpy.arange(rows * cols).reshape(rows, cols)
+    centre = (rows // 2) * cols + cols // 2
+    keep = (index < centre) | ((index == centre) & (masktype == "b"))
+    numpy.testing.assert_array_equal(make_mask(filter_shape, masktype),
+                                     numpy.broadcast_to(keep, filter_shape))
 
 
 def test_too_few_channels_or_no_mask_is_an_error():
     with pytest.raises(ValueError, match="colour groups"):
         make_mask((2, 3, 3, 3), "a", 3)
-    with pytest.raises(ValueError, match="needs a masktype"):
+    with pytest.raises(ValueError, match="needs? a masktype"):
         Conv2D(WrapperLayer(T.tensor4()), 3, 3, 3, colour_groups=3)
 
 

@@ -10,12 +10,14 @@ import pytest
 import theano
 import theano.tensor as T
 
-from fast_gated_sampling import CachedGatedPixelCNN, sample_cached_gated
+from sampling.cached import sample_cached
+from sampling.cached_gated import CachedGatedPixelCNN
 from lib import WrapperLayer, floatX, make_mask
 from models.gated_pixel_cnn import GatedPixelCNN, infer_gated_config
 from quantize import targets_to_inputs
-from sampling import reconstruct, sample_naive, softmax
-from tests.test_causality import window
+from sampling.draws import softmax
+from sampling.naive import reconstruct, sample_naive
+from tests.test_causality import assert_causal_without_blind_spot, window
 
 PREFIX = "test.gated"
 CONFIGS = [  # (num_layers, q_levels, dim, condition_dim); condition_dim 0: unconditional
@@ -100,30 +102,6 @@ def promised_field(num_layers, height, width):
     return horizontal
 
 
-def test_promise_is_causal_and_has_no_blind_spot():
-    """Each row of the field is one contiguous run of columns; rows above the pixel
-    reach from left of it to right of it (clipped at the borders), its own row
-    ends just left of it, and the rows run without a gap down to the pixel."""
-    height, width = 12, 14
-    order = numpy.arange(height * width).reshape(height, width)
-    for layers in range(2, 6):
-        field = promised_field(layers, height, width)
-        for i in range(1, height):
-            for j in range(width):
-                deps = field[i, j]
-                assert not deps[order >= i * width + j].any()
-                rows = numpy.flatnonzero(deps.any(axis=1))
-                assert list(rows) == list(range(rows[0], i + (j > 0))), (layers, i, j)
-                for r in rows:
-                    cols = numpy.flatnonzero(deps[r])
-                    assert list(cols) == list(range(cols[0], cols[-1] + 1))
-                    if r < i:  # from left of the pixel to right of it
-                        assert cols[0] < j or cols[0] == 0, (layers, i, j, r)
-                        assert cols[-1] > j or cols[-1] == width - 1, (layers, i, j, r)
-                    else:      # its own row: up to the pixel on its left
-                        assert cols[-1] == j - 1, (layers, i, j)
-
-
 @pytest.mark.parametrize("height, width", [(7, 9), (8, 8)])
 def test_gradient_support_is_exactly_the_promised_field(net, height, width):
     field = promised_field(net.num_layers, height, width)
@@ -134,6 +112,7 @@ def test_gradient_support_is_exactly_the_promised_field(net, height, width):
         for j in range(width):
             depends = net.run(x, h, i, j)["dX"][0, :, :, 0] != 0
             assert not (depends & (later >= i * width + j)).any(), (i, j)  # causal
+            assert_causal_without_blind_spot(depends, i, j)  # also at the left border
             numpy.testing.assert_array_equal(depends, field[i, j], err_msg=str((i, j)))
 
 
@@ -159,8 +138,19 @@ def test_changing_the_condition_changes_every_pixels_distribution(net):
     p2 = softmax(net.run(x, net.conditions("embedding", 3))["logits"])
     change = numpy.abs(p1 - p2).max(axis=-1)
     assert (change > 1e-6).all() and change.max() > 1e-3  # float32 rounding is ~1e-7
-    numpy.testing.assert_array_equal(p1, softmax(net.run(x, net.conditions("one-hot", 3))
-                                                 ["logits"]))
+
+
+def test_each_image_sees_only_its_own_condition(net):
+    """Changing image 1's condition changes image 1's distributions and leaves those of
+    images 0 and 2 exactly as they were."""
+    conditional(net)
+    x = random_image(3, 7, 9, seed=2)
+    h = net.conditions("one-hot", 3)
+    other = h.copy()
+    other[1] = net.conditions("embedding", 3)[1]
+    before, after = net.run(x, h)["logits"], net.run(x, other)["logits"]
+    numpy.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    assert (numpy.abs(after[1] - before[1]).max(axis=-1) > 1e-6).all()
 
 
 def test_unconditional_network_rejects_and_needs_no_condition():
@@ -254,7 +244,7 @@ def test_cached_and_naive_draw_identical_images(net, kind, height, width, seed):
     h = net.conditions(kind, 3)
     naive = sample_naive(net.logits_fn(h), 3, height, width, 1, net.q_levels, seed=seed,
                          progress=False)
-    fast = sample_cached_gated(cached(net), 3, height, width, condition=h, seed=seed,
+    fast = sample_cached(cached(net), 3, height, width, condition=h, seed=seed,
                                progress=False)
     numpy.testing.assert_array_equal(fast, naive)
     assert len(numpy.unique(naive)) > 1  # a real draw, not a constant image
@@ -264,7 +254,7 @@ def test_cached_reconstruction_equals_the_single_pass_one(net):
     h = net.conditions("embedding", 3)
     truth = numpy.random.RandomState(5).randint(0, net.q_levels, size=(3, 7, 9, 1))
     numpy.testing.assert_array_equal(
-        sample_cached_gated(cached(net), 3, 7, 9, condition=h, seed=4, progress=False,
+        sample_cached(cached(net), 3, 7, 9, condition=h, seed=4, progress=False,
                             given=truth.astype(numpy.uint8)),
         reconstruct(net.logits_fn(h), truth, net.q_levels, seed=4))
 
@@ -272,8 +262,8 @@ def test_cached_reconstruction_equals_the_single_pass_one(net):
 def test_one_condition_vector_serves_all_images(net):
     conditional(net)
     h = net.conditions("one-hot", 1)
-    one = sample_cached_gated(cached(net), 2, 5, 5, condition=h[0], seed=3, progress=False)
-    both = sample_cached_gated(cached(net), 2, 5, 5, condition=numpy.repeat(h, 2, axis=0),
+    one = sample_cached(cached(net), 2, 5, 5, condition=h[0], seed=3, progress=False)
+    both = sample_cached(cached(net), 2, 5, 5, condition=numpy.repeat(h, 2, axis=0),
                                seed=3, progress=False)
     numpy.testing.assert_array_equal(one, both)
 

@@ -7,7 +7,10 @@ import pytest
 
 import generate
 from lib import floatX
+from lib.checkpoint import load_arrays
 from models import build as builder
+from sampling.cached import sample_cached
+from sampling.cached_pixel_conv import CachedPixelConv
 from tests.conftest import fixture_path
 
 ORIGINAL = fixture_path("mnist_small_params_py2.pkl")
@@ -30,8 +33,31 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
+def assert_grid_shows(picture, images, rows, cols):
+    """picture (P, Q) uint8 ends (on the right; a label margin may come first) with the
+    grid of images (num, h, w) uint8: rows x cols, 2 px apart, every pixel enlarged 2x."""
+    num, h, w = images.shape
+    grid_width = 2 * (cols * (w + 2) + 2)
+    assert picture.shape[0] == 2 * (rows * (h + 2) + 2) and picture.shape[1] >= grid_width
+    grid = picture[:, picture.shape[1] - grid_width:]
+    for k, image in enumerate(images):
+        top, left = 2 * (2 + (k // cols) * (h + 2)), 2 * (2 + (k % cols) * (w + 2))
+        numpy.testing.assert_array_equal(grid[top:top + 2 * h, left:left + 2 * w],
+                                         image.repeat(2, axis=0).repeat(2, axis=1),
+                                         err_msg="image {}".format(k))
+
+
+def assert_all_different(images):
+    """No two of images (num, ...) are the same."""
+    assert len({image.tobytes() for image in images}) == len(images)
+
+
+def display(bins, q_levels):
+    """Bins -> 0..255 grey levels, bin b at round(255 b / (q_levels - 1))."""
+    return numpy.round(numpy.asarray(bins) * 255.0 / (q_levels - 1)).astype(numpy.uint8)
+
+
 def test_infers_the_configuration_from_parameter_shapes(tiny_checkpoint):
-    from lib.checkpoint import load_arrays
     assert builder.infer_config(load_arrays(tiny_checkpoint)) == {
         "model": "pixelconv", "input_dim": 1, "dim": 4, "num_layers": 3, "q_levels": 3,
         "conditional": "none"}
@@ -47,8 +73,16 @@ def test_original_python2_checkpoint_generates_a_5x5_grid(tmp_path, capsys):
     pictures = numpy.load(str(tmp_path / "s.npy"))
     assert pictures.shape == (25, 28, 28) and pictures.dtype == numpy.uint8
     assert set(numpy.unique(pictures)) <= {0, 85, 170, 255}  # 4 levels on 0..255
+    assert_all_different(pictures)
+    # the images the recorded weights of the same model draw for seed 3
+    with numpy.load(fixture_path("mnist_small.npz")) as recorded:
+        weights = {k[len("param/"):]: recorded[k] for k in recorded.files
+                   if k.startswith("param/")}
+    bins = sample_cached(CachedPixelConv(weights, "MNIST.pixelCNN.pxCNN", 4, 1, 4), 25, 28, 28,
+                         seed=3, progress=False)
+    numpy.testing.assert_array_equal(pictures, display(bins[..., 0], 4))
     from PIL import Image
-    assert Image.open(out).size == (2 * (5 * 30 + 2), 2 * (5 * 30 + 2))  # 5x5 grid
+    assert_grid_shows(numpy.asarray(Image.open(out)), pictures, 5, 5)
 
 
 def test_same_seed_same_images_and_samplers_agree(tiny_checkpoint, tmp_path, capsys):
@@ -62,21 +96,23 @@ def test_same_seed_same_images_and_samplers_agree(tiny_checkpoint, tmp_path, cap
         assert code == 0, io.err
         outs[name] = numpy.load(out[:-4] + ".npy")
     assert outs["a"].shape == (6, 7, 9)
+    assert set(numpy.unique(outs["a"])) == {0, 128, 255}  # 3 levels on 0..255
+    assert_all_different(outs["a"])  # each image its own random numbers
     numpy.testing.assert_array_equal(outs["a"], outs["b"])
     numpy.testing.assert_array_equal(outs["a"], outs["c"])
     assert (outs["a"] != outs["d"]).any()
 
 
 def test_reconstruct_uses_test_images(tiny_checkpoint, tmp_path, capsys):
-    import mnist_data
+    from data import mnist
     rng = numpy.random.RandomState(0)
     folder = tmp_path / "data"
     folder.mkdir()
-    for name, n in [("train", 4), ("t10k", 5)]:
-        mnist_data.write_idx(str(folder / (name + "-images-idx3-ubyte.gz")),
-                             rng.randint(0, 256, (n, 28, 28)).astype(numpy.uint8))
-        mnist_data.write_idx(str(folder / (name + "-labels-idx1-ubyte.gz")),
-                             rng.randint(0, 10, n).astype(numpy.uint8))
+    # only the test split's two files: --reconstruct needs no training images
+    images = rng.randint(0, 256, (5, 28, 28)).astype(numpy.uint8)
+    mnist.write_idx(str(folder / "t10k-images-idx3-ubyte.gz"), images)
+    mnist.write_idx(str(folder / "t10k-labels-idx1-ubyte.gz"),
+                    rng.randint(0, 10, 5).astype(numpy.uint8))
     out = str(tmp_path / "r.png")
     args = generate.parse_args(["--checkpoint", tiny_checkpoint, "--out", out,
                                 "--reconstruct", "4", "--data-dir", str(folder), "--no-verify",
@@ -86,6 +122,15 @@ def test_reconstruct_uses_test_images(tiny_checkpoint, tmp_path, capsys):
     naive = generate.generate(args)
     assert cached.shape == (4, 28, 28, 1)
     numpy.testing.assert_array_equal(cached, naive)
+    # each pixel drawn given the true pixels before it: the first 4 test images in
+    # 3 bins (floor(3 v / 256)), seed 0
+    truth = (images[:4].astype(numpy.float64) * 3 / 256).astype(numpy.uint8)[..., None]
+    evaluator = CachedPixelConv(load_arrays(tiny_checkpoint), builder.PREFIX, 3, 1, 3)
+    numpy.testing.assert_array_equal(
+        cached, sample_cached(evaluator, 4, 28, 28, seed=0, given=truth, progress=False))
+    args.reconstruct = 6
+    with pytest.raises(generate.UsageError, match="more images than the test split's 5"):
+        generate.generate(args)
 
 
 def assert_bad_input(argv, capsys, words, out):
@@ -172,3 +217,25 @@ def test_shipped_default_draws_digits(tmp_path, capsys, monkeypatch):
     code, io = run(["--out", out, "--num", "2"], capsys)
     assert code == 0, io.err
     assert "loaded the shipped" in io.out and os.path.exists(out)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--temperature", "nan"], "--temperature must be a finite number > 0"),
+    (["--temperature", "inf"], "--temperature must be a finite number > 0"),
+    (["--temperature", "0"], "--temperature must be a finite number > 0"),
+    (["--seed", "-1"], "--seed must be at least 0"),
+])
+def test_bad_values_are_refused(tiny_checkpoint, tmp_path, capsys, argv, words):
+    out = str(tmp_path / "s.png")
+    assert_bad_input(["--checkpoint", tiny_checkpoint, "--out", out] + argv, capsys, words, out)
+
+
+def test_help_explains_every_option_once(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        generate.parse_args(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "exit codes" in text
+    for action in generate.build_parser()._actions:
+        assert action.help, action.option_strings

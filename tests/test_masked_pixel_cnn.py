@@ -1,5 +1,6 @@
-"""MaskedPixelCNN: causality, its exact receptive field with the blind spot, and colours,
-all measured with gradients of the logits at (i, j) with respect to the input image."""
+"""MaskedPixelCNN: the logits against a float64 NumPy computation; causality, its exact
+receptive field with the blind spot, and colours, all measured with gradients of the
+logits at (i, j) with respect to the input image."""
 import numpy
 import pytest
 import theano
@@ -7,6 +8,8 @@ import theano.tensor as T
 
 from lib import WrapperLayer, floatX
 from models.masked_pixel_cnn import MaskedPixelCNN
+from tests.test_causality import assert_causal_without_blind_spot
+from tests.test_colour_masks import reference_colour_mask
 
 HEIGHT = WIDTH = 7
 NUM_LAYERS = 2
@@ -43,6 +46,59 @@ def promised_field(num_layers, height, width):
     return deps
 
 
+def numpy_masked_conv(x, weight, bias, masktype, groups):
+    """Same-size cross-correlation in float64 with the colour mask of ``groups`` groups
+    (tests.test_colour_masks' reference): x ``(batch, in, H, W)``, weight ``(out, in, k,
+    k)`` with k odd -> ``(batch, out, H, W)``."""
+    weight = weight * reference_colour_mask(weight.shape, masktype, groups)
+    k = weight.shape[2]
+    height, width = x.shape[2:]
+    padded = numpy.pad(numpy.float64(x), ((0, 0), (0, 0), (k // 2, k // 2), (k // 2, k // 2)))
+    out = sum(numpy.einsum("bchw,oc->bohw", padded[:, :, r:r + height, c:c + width],
+                           weight[:, :, r, c]) for r in range(k) for c in range(k))
+    return out + bias[None, :, None, None]
+
+
+def leaky_relu(x):
+    """The original's 'relu': slope 1e-5 below zero."""
+    return numpy.where(x > 0, x, 1e-5 * x)
+
+
+def numpy_model(weights, name, image, q_levels, blocks):
+    """Logits ``(batch, H, W, C, Q)`` of a masked model from its weights ``{name: array}``
+    and image ``(batch, H, W, C)``: the 7x7 mask-'a' conv ``<name>.first``, then
+    X + block(X, "<name>.<suffix>") for each ``(suffix, block)`` of ``blocks``, then the
+    head relu, 1x1 'b' ``output1``, relu, 1x1 'b' ``output2``; channel ``d * Q + q`` is
+    colour d's logit q."""
+    colours = image.shape[3]
+
+    def conv(x, suffix, masktype):
+        key = "%s.%s." % (name, suffix)
+        return numpy_masked_conv(x, weights[key + "filter"], weights[key + "b"], masktype,
+                                 colours)
+
+    X = conv(image.transpose(0, 3, 1, 2), "first", "a")              # (batch, DIM, H, W)
+    for suffix, block in blocks:
+        X = X + block(X, name + "." + suffix)
+    hidden = leaky_relu(conv(leaky_relu(X), "output1", "b"))
+    out = conv(hidden, "output2", "b")                               # (batch, C * Q, H, W)
+    return out.transpose(0, 2, 3, 1).reshape(image.shape + (q_levels,))
+
+
+def numpy_residual_block(weights, groups):
+    """``block(X, key)`` for :func:`numpy_model`, the masked PixelCNN's: relu, 1x1 'b'
+    ``<key>.reduce`` (DIM -> h), relu, 3x3 'b' ``<key>.conv``, relu, 1x1 'b'
+    ``<key>.expand`` (h -> DIM)."""
+    def conv(x, key, masktype="b"):
+        return numpy_masked_conv(x, weights[key + ".filter"], weights[key + ".b"], masktype,
+                                 groups)
+
+    def block(X, key):
+        a = leaky_relu(conv(leaky_relu(X), key + ".reduce"))
+        return conv(leaky_relu(conv(a, key + ".conv")), key + ".expand")
+    return block
+
+
 def earlier(i, j, height=HEIGHT, width=WIDTH):
     """``(H, W)`` booleans: pixels before (i, j) in raster order."""
     return numpy.arange(height * width).reshape(height, width) < i * width + j
@@ -69,6 +125,18 @@ def model():
     return layer, theano.function([X, i, j, d], [T.grad(target, X), layer.output()])
 
 
+def test_logits_equal_a_numpy_computation(model):
+    """Random weights and biases, a random 5 x 6 RGB image: the logits of every pixel,
+    colour and level."""
+    layer, grad_and_logits = model
+    weights = {p.name: p.get_value().astype("float64") for p in layer.params}
+    x = floatX(numpy.random.RandomState(4).rand(2, 5, 6, COLOURS))
+    block = numpy_residual_block(weights, COLOURS)
+    want = numpy_model(weights, "m", x, Q_LEVELS,
+                       [("layer%d" % n, block) for n in range(1, NUM_LAYERS + 1)])
+    numpy.testing.assert_allclose(grad_and_logits(x, 0, 0, 0)[1], want, rtol=1e-4, atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def dependencies(model):
     """deps[i, j, d] = ``(H, W, 3)`` booleans: input (pixel, colour) with a non-zero
@@ -84,11 +152,17 @@ def test_output_layout_and_parameter_names(model):
     layer, grad_and_logits = model
     logits = grad_and_logits(floatX(numpy.zeros((2, 5, 4, COLOURS))), 0, 0, 0)[1]
     assert logits.shape == (2, 5, 4, COLOURS, Q_LEVELS)
-    names = [p.name for p in layer.params]
-    assert names == ["m.%s.%s" % (layer_name, p) for layer_name in
-                     ["first", "layer1", "layer2", "output1", "output2"] for p in ["filter", "b"]]
-    assert layer.params[0].get_value().shape == (DIM, COLOURS, 7, 7)
-    assert layer.params[-2].get_value().shape == (COLOURS * Q_LEVELS, DIM, 1, 1)
+    blocks = ["layer%d.%s" % (n, part) for n in range(1, NUM_LAYERS + 1)
+              for part in ("reduce", "conv", "expand")]
+    shapes = {p.name: p.get_value().shape for p in layer.params}
+    assert list(shapes) == ["m.%s.%s" % (layer_name, p) for layer_name in
+                            ["first"] + blocks + ["output1", "output2"] for p in ["filter", "b"]]
+    h = DIM // 2
+    assert shapes["m.first.filter"] == (DIM, COLOURS, 7, 7)
+    assert shapes["m.layer1.reduce.filter"] == (h, DIM, 1, 1)
+    assert shapes["m.layer1.conv.filter"] == (h, h, 3, 3)
+    assert shapes["m.layer1.expand.filter"] == (DIM, h, 1, 1)
+    assert shapes["m.output2.filter"] == (COLOURS * Q_LEVELS, DIM, 1, 1)
 
 
 def test_causal_and_exactly_the_propagated_field(dependencies):
@@ -120,6 +194,8 @@ def test_blind_spot_up_right_of_the_pixel(dependencies):
     for d in range(COLOURS):
         seen = dependencies[3, 0, d].any(axis=2)
         numpy.testing.assert_array_equal(earlier(3, 0) & ~seen, blind)
+        with pytest.raises(AssertionError, match="blind spot"):  # the stacks' check sees it
+            assert_causal_without_blind_spot(seen & earlier(3, 0), 3, 0)
     assert not promised_field(NUM_LAYERS, HEIGHT, WIDTH)[3, 0][blind].any()
 
 
@@ -133,7 +209,8 @@ def test_colours_at_the_pixel_itself(dependencies, out_colour, in_colour):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(input_dim=3, DIM=2), "input_dim <= DIM"),
+    (dict(input_dim=3, DIM=4), "input_dim <= h = DIM/2"),
+    (dict(DIM=5), "must be even"),
     (dict(Q_LEVELS=1), "Q_LEVELS"),
     (dict(num_layers=-1), "num_layers"),
 ])
@@ -144,8 +221,18 @@ def test_bad_sizes(kwargs, message):
         MaskedPixelCNN(WrapperLayer(T.tensor4()), name="m", **args)
 
 
-def test_grey_model_names_and_layout():
-    layer = MaskedPixelCNN(WrapperLayer(T.tensor4()), 1, 4, 8, num_layers=0, name="g")
+def test_grey_model_without_hidden_layers():
+    """input_dim 1 (plain masks), no 3x3 layers: names, and logits against NumPy."""
+    numpy.random.seed(8)
+    X = T.tensor4("X")
+    layer = MaskedPixelCNN(WrapperLayer(X), 1, 4, 8, num_layers=0, name="g")
     assert [p.name for p in layer.params][::2] == ["g.first.filter", "g.output1.filter",
                                                    "g.output2.filter"]
-    assert layer.output().ndim == 5
+    for p in layer.params:
+        p.set_value(floatX(numpy.random.uniform(-0.5, 0.5, p.get_value().shape)))
+    weights = {p.name: p.get_value().astype("float64") for p in layer.params}
+    x = floatX(numpy.random.RandomState(5).rand(3, 6, 5, 1))
+    logits = theano.function([X], layer.output())(x)
+    assert logits.shape == (3, 6, 5, 1, 8)
+    numpy.testing.assert_allclose(logits, numpy_model(weights, "g", x, 8, []),
+                                  rtol=1e-4, atol=1e-5)

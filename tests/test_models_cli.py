@@ -1,4 +1,8 @@
-"""Every model through the scripts: train_mnist.py --model ..., then generate.py."""
+"""Every model through the scripts: train_mnist.py --model ..., then generate.py.
+
+Each model is trained once (module-scoped fixture, one epoch on the tiny synthetic
+data of tests.test_train) and its checkpoint is shared by the tests.
+"""
 import os
 
 import numpy
@@ -6,6 +10,10 @@ import pytest
 
 import generate
 from lib.checkpoint import read_checkpoint
+from models.build import PREFIX
+from sampling import has_cached_sampler
+from tests.test_generate import assert_grid_shows
+from tests.test_pixel_rnn import numpy_logits
 from tests.test_train import call_main, cli, data_dir  # noqa: F401  (fixture)
 
 RUNS = {  # run name -> extra train_mnist arguments
@@ -56,22 +64,55 @@ def test_checkpoint_describes_its_model(trained):
     assert (out_dir / "epoch_001_reconstructions.png").exists()
 
 
-def test_generate_naive_and_cached_agree(trained, data_dir, tmp_path, capsys):  # noqa: F811
+def reference_draws(config, weights, num, height, width, seed):
+    """Raster-order sampling written out for a grey 'masked', 'rowlstm' or 'diagbilstm'
+    model: at each pixel, the softmax of the float64 NumPy logits given the pixels drawn
+    before it, inverted at that pixel's own number of
+    ``numpy.random.default_rng(seed).random((height, width, num))``. Returns bins
+    (num, height, width)."""
+    q = config["q_levels"]
+    u = numpy.random.default_rng(seed).random((height, width, num))
+    bins = numpy.zeros((num, height, width), dtype=int)
+    for i in range(height):
+        for j in range(width):
+            image = (bins / (q - 1.0))[..., None]                       # (num, H, W, 1)
+            logits = numpy_logits(config["model"], weights, PREFIX, image, q,
+                                  config["num_layers"])[:, i, j, 0]     # (num, q)
+            p = numpy.exp(logits - logits.max(axis=1, keepdims=True))
+            cdf = numpy.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
+            bins[:, i, j] = numpy.minimum((cdf < u[i, j, :, None]).sum(axis=1), q - 1)
+    return bins
+
+
+def test_generate_draws_the_models_samples(trained, data_dir, tmp_path, capsys):  # noqa: F811
+    """pixelconv and gated: the cached sampler draws the naive sampler's images. masked,
+    rowlstm and diagbilstm: the images drawn (by the naive sampler, which generate.py
+    then says, where a model has no cached one) are those of a NumPy reference sampler
+    on the checkpoint's weights (tests.test_pixel_rnn.numpy_logits)."""
     name, out_dir, checkpoint = trained
+    arrays, config = read_checkpoint(str(checkpoint))
     label = {"gated-class": ["--label", "7"],
              "gated-embedding": ["--like-test-index", "3", "--data-dir", str(data_dir),
                                  "--no-verify"]}.get(name, [])
+    reference = config["model"] in ("masked", "rowlstm", "diagbilstm")
     results = {}
-    for sampler in ("naive", "cached"):
+    for sampler in ("cached",) if reference else ("cached", "naive"):
         out = str(tmp_path / (sampler + ".png"))
         code, io = run_generate(["--checkpoint", str(checkpoint), "--out", out, "--num", "3",
                                  "--height", "5", "--width", "6", "--sampler", sampler,
                                  "--seed", "2"] + label, capsys)
         assert code == 0, io.err
-        results[sampler] = numpy.load(out[:-4] + ".npy")
-    assert results["naive"].shape == (3, 5, 6)
-    # cached where the model has one (pixelconv, gated), naive otherwise: same images
-    numpy.testing.assert_array_equal(results["naive"], results["cached"])
+        if sampler == "cached" and not has_cached_sampler(config):
+            assert "with the naive sampler (this model has no cached one)" in io.out
+        results[sampler] = numpy.load(out[:-4] + ".npy")            # (3, 5, 6), 0..255
+    assert results["cached"].shape == (3, 5, 6)
+    if not reference:
+        numpy.testing.assert_array_equal(results["naive"], results["cached"])
+        return
+    q = config["q_levels"]
+    bins = numpy.rint(results["cached"] / 255.0 * (q - 1)).astype(int)
+    numpy.testing.assert_array_equal(numpy.round(bins * 255.0 / (q - 1)), results["cached"])
+    numpy.testing.assert_array_equal(bins, reference_draws(config, arrays, 3, 5, 6, seed=2))
 
 
 def test_class_grid_and_label_errors(trained, tmp_path, capsys):
@@ -86,9 +127,12 @@ def test_class_grid_and_label_errors(trained, tmp_path, capsys):
         return
     code, io = run_generate(base + ["--labels", "all", "--num", "20"], capsys)
     assert code == 0, io.err
-    assert numpy.load(out[:-4] + ".npy").shape == (20, 4, 4)
+    images = numpy.load(out[:-4] + ".npy")
+    assert images.shape == (20, 4, 4)
     from PIL import Image
-    assert Image.open(out).size == (2 * (2 * 6 + 2), 2 * (10 * 6 + 2))  # 10 rows of 2
+    picture = numpy.asarray(Image.open(out))
+    assert_grid_shows(picture, images, 10, 2)  # one row per digit
+    assert (picture[:, :-2 * (2 * 6 + 2)] < 128).any()  # their labels in a margin
     for argv, words in [(["--label", "12"], "--label must be a digit 0..9"),
                         ([], "choose a digit with --label"),
                         (["--labels", "some"], "--labels takes 'all'")]:
@@ -99,7 +143,7 @@ def test_class_grid_and_label_errors(trained, tmp_path, capsys):
 def test_conditioning_a_model_that_cannot_take_it_is_refused(data_dir, tmp_path):  # noqa: F811
     code, out, err = call_main(cli(data_dir, tmp_path / "run", "--model", "masked",
                                    "--conditional", "class"))
-    assert code == 1 and "only the gated model can be conditioned" in err
+    assert code == 2 and "only the gated model can be conditioned" in err
 
 
 def test_embedding_generation(trained, data_dir, tmp_path, capsys):  # noqa: F811
@@ -120,6 +164,12 @@ def test_embedding_generation(trained, data_dir, tmp_path, capsys):  # noqa: F81
     code, io = run_generate(base + ["--out", out, "--like", digit, "--num", "3"], capsys)
     assert code == 0, io.err
     assert numpy.load(out[:-4] + ".npy").shape == (3, 4, 5)
+    assert "note:" not in io.out  # a grey picture needs no conversion
+    colour = str(tmp_path / "colour.png")
+    Image.open(digit).convert("RGB").save(colour)
+    code, io = run_generate(base + ["--out", out, "--like", colour, "--num", "3"], capsys)
+    assert code == 0, io.err
+    assert "note: " + colour + " is a RGB picture; using its grey levels" in io.out
     code, io = run_generate(base + ["--out", out, "--interpolate", "0", "1", "--steps", "3",
                                     "--num", "2"], capsys)
     assert code == 0, io.err

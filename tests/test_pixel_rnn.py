@@ -1,15 +1,17 @@
-"""PixelRNN: skew/unskew, the LSTM layers against plain-numpy loops, and the models'
-receptive fields and colours measured with gradients of the logits at (i, j) with
-respect to the input image."""
+"""PixelRNN: skew/unskew, the LSTM layers and the whole models' logits against
+plain-numpy loops, and the models' receptive fields and colours measured with
+gradients of the logits at (i, j) with respect to the input image. One compiled
+function per model (module-scoped) serves all of them."""
 import numpy
 import pytest
 import theano
 import theano.tensor as T
 
 from lib import WrapperLayer, floatX
-from models.pixel_rnn import (DiagonalBiLSTM, DiagonalBiLSTMPixelRNN, RowLSTM,
-                              RowLSTMPixelRNN, skew, unskew)
-from tests.test_masked_pixel_cnn import spread
+from models.pixel_rnn import DiagonalBiLSTMPixelRNN, RowLSTMPixelRNN, skew, unskew
+from tests.test_colour_masks import reference_colour_mask
+from tests.test_masked_pixel_cnn import (numpy_masked_conv, numpy_model, numpy_residual_block,
+                                        spread)
 
 COLOURS, DIM, Q_LEVELS = 3, 6, 4
 
@@ -97,45 +99,101 @@ def numpy_diagonal_lstm(x, w_in, b, w_state):
     return h
 
 
-def randomise(params, seed, scale=0.5):
-    """Uniform(-scale, scale) values in every parameter (biases too); returns them
-    as float64 arrays by name."""
+def randomise(params, seed):
+    """Uniform(-0.5, 0.5) values in every parameter, biases too."""
     rng = numpy.random.RandomState(seed)
     for p in params:
-        p.set_value(floatX(rng.uniform(-scale, scale, p.get_value().shape)))
-    return {p.name: p.get_value().astype("float64") for p in params}
+        p.set_value(floatX(rng.uniform(-0.5, 0.5, p.get_value().shape)))
 
 
-def run_layer(layer_class, seed):
-    """(output of a 2-channel -> 2-unit layer on a (2, 2, 4, 5) input, params, input)."""
+def numpy_lstm(weights, kind, groups):
+    """``lstm(X, key)`` -> states ``(batch, h, H, W)`` of the LSTM layer ``key`` on X
+    ``(batch, DIM, H, W)``: the NumPy loops above, the input-to-state filters with the
+    colour masks of ``groups`` groups."""
+    def weight(key):  # (masked w_in, b, w_state) of one direction
+        w = weights[key + ".input_to_state.filter"]
+        return (w * reference_colour_mask(w.shape, "b", groups),
+                weights[key + ".input_to_state.b"], weights[key + ".state_to_state.filter"])
+
+    def lstm(X, key):
+        if kind == "rowlstm":
+            return numpy_row_lstm(X, *weight(key))
+        left = numpy_diagonal_lstm(X, *weight(key + ".l2r"))
+        right = numpy_diagonal_lstm(X[:, :, :, ::-1], *weight(key + ".r2l"))[:, :, :, ::-1]
+        left[:, :, 1:] += right[:, :, :-1]
+        return left
+    return lstm
+
+
+def numpy_recurrent_block(weights, kind, groups):
+    """``block(X, key)`` for tests.test_masked_pixel_cnn.numpy_model: the LSTM layer
+    ``key`` (h units), then the 1x1 mask-'b' conv ``<key>.expand`` back to DIM maps."""
+    lstm = numpy_lstm(weights, kind, groups)
+    return lambda X, key: numpy_masked_conv(lstm(X, key), weights[key + ".expand.filter"],
+                                            weights[key + ".expand.b"], "b", groups)
+
+
+def numpy_logits(kind, weights, name, image, q_levels, num_layers):
+    """Logits ``(batch, H, W, C, Q)`` of a 'masked', 'rowlstm' or 'diagbilstm' model
+    (models.build's names) with ``num_layers`` residual blocks, from its weights
+    ``{name: array}`` and image ``(batch, H, W, C)``, in float64 NumPy."""
+    groups = image.shape[3]
+    if kind == "masked":
+        suffix, block = "layer%d", numpy_residual_block(weights, groups)
+    else:
+        suffix, block = kind + "%d", numpy_recurrent_block(weights, kind, groups)
+    blocks = [(suffix % n, block) for n in range(1, num_layers + 1)]
+    return numpy_model(weights, name, numpy.float64(image), q_levels, blocks)
+
+
+# ---------------------------------------------------------------- the models, compiled once
+
+ROW_LAYERS, DIAGONAL_LAYERS = 2, 1
+
+
+def gradient_function(model_class, num_layers, seed):
+    """(layer, f) with f(x, i, j, d) = [d (weighted logits of colour d at (i, j), summed
+    over the batch) / d x, logits, the input of each LSTM layer, its output...], x
+    ``(batch, H, W, 3)``, maps ``(batch, DIM, H, W)``: one compilation serves the
+    gradient, value and layer tests."""
+    numpy.random.seed(seed)
     X = T.tensor4("X")
-    layer = layer_class(WrapperLayer(X), 2, 2, name="l")
-    params = randomise(layer.params, seed, scale=1.0)
-    x = numpy.random.RandomState(seed).randn(2, 2, 4, 5)
-    return theano.function([X], layer.output())(floatX(x)), params, x
+    layer = model_class(WrapperLayer(X), COLOURS, DIM, Q_LEVELS, num_layers=num_layers,
+                        name="m")
+    randomise(layer.params, seed)
+    i, j, d = T.iscalars("i", "j", "d")
+    weights = floatX(numpy.random.RandomState(7).rand(Q_LEVELS) + 0.5)
+    target = (layer.output()[:, i, j, d, :] * weights).sum()
+    lstms = [layer.layers["%s%d" % (layer.kind, n)].output() for n in range(1, num_layers + 1)]
+    return layer, theano.function([X, i, j, d], [T.grad(target, X), layer.output()] +
+                                  layer.hidden_maps[:-1] + lstms)
 
 
-def test_row_lstm_layer_equals_a_numpy_loop():
-    got, p, x = run_layer(RowLSTM, 0)
-    assert sorted(p) == ["l.input_to_state.b", "l.input_to_state.filter",
-                         "l.state_to_state.filter"]
-    want = numpy_row_lstm(x, p["l.input_to_state.filter"], p["l.input_to_state.b"],
-                          p["l.state_to_state.filter"])
-    numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+@pytest.fixture(scope="module")
+def row_model():
+    return gradient_function(RowLSTMPixelRNN, ROW_LAYERS, 5)
 
 
-def test_diagonal_bilstm_layer_equals_numpy_loops():
-    """Left-to-right states plus the right-to-left ones (on the mirrored input,
-    mirrored back) shifted down one row."""
-    got, p, x = run_layer(DiagonalBiLSTM, 1)
-    left = numpy_diagonal_lstm(x, p["l.l2r.input_to_state.filter"],
-                               p["l.l2r.input_to_state.b"], p["l.l2r.state_to_state.filter"])
-    right = numpy_diagonal_lstm(x[:, :, :, ::-1], p["l.r2l.input_to_state.filter"],
-                                p["l.r2l.input_to_state.b"],
-                                p["l.r2l.state_to_state.filter"])[:, :, :, ::-1]
-    want = left.copy()
-    want[:, :, 1:] += right[:, :, :-1]
-    numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+@pytest.fixture(scope="module")
+def diagonal_model():
+    return gradient_function(DiagonalBiLSTMPixelRNN, DIAGONAL_LAYERS, 6)
+
+
+@pytest.mark.parametrize("model", ["row_model", "diagonal_model"])
+def test_lstm_layers_equal_numpy_loops(request, model):
+    """Each LSTM layer of the RGB models, from its input in the network: the Row LSTM
+    against the row loop; the Diagonal BiLSTM as the left-to-right states plus the
+    right-to-left ones (on the mirrored input, mirrored back) shifted down one row. The
+    input-to-state filters carry their colour masks."""
+    layer, f = request.getfixturevalue(model)
+    weights = {p.name: p.get_value().astype("float64") for p in layer.params}
+    x = floatX(numpy.random.RandomState(1).rand(2, 4, 5, COLOURS))
+    maps = f(x, 0, 0, 0)[2:]
+    num_layers = len(maps) // 2
+    lstm = numpy_lstm(weights, layer.kind, COLOURS)
+    for n, (inputs, got) in enumerate(zip(maps[:num_layers], maps[num_layers:]), 1):
+        want = lstm(numpy.float64(inputs), "m.%s%d" % (layer.kind, n))
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=str(n))
 
 
 # ---------------------------------------------------------------- receptive fields
@@ -214,20 +272,6 @@ def later(i, j, height, width):
     return numpy.arange(height * width).reshape(height, width) > i * width + j
 
 
-def gradient_function(model_class, num_layers, seed):
-    """(layer, f) with f(x, i, j, d) = [d (weighted logits of colour d at (i, j), summed
-    over the batch) / d x, logits], x ``(batch, H, W, 3)``."""
-    numpy.random.seed(seed)
-    X = T.tensor4("X")
-    layer = model_class(WrapperLayer(X), COLOURS, DIM, Q_LEVELS, num_layers=num_layers,
-                        name="m")
-    randomise(layer.params, seed)
-    i, j, d = T.iscalars("i", "j", "d")
-    weights = floatX(numpy.random.RandomState(7).rand(Q_LEVELS) + 0.5)
-    target = (layer.output()[:, i, j, d, :] * weights).sum()
-    return layer, theano.function([X, i, j, d], [T.grad(target, X), layer.output()])
-
-
 def dependency_maps(grad_and_logits, height, width):
     """deps[i, j, d] = ``(H, W, 3)`` booleans: input (pixel, colour) with a non-zero
     gradient for colour d's logits at (i, j), on two random images."""
@@ -248,19 +292,6 @@ def check_field(deps, field):
                 assert list(deps[i, j, d, i, j]) == [c < d for c in range(COLOURS)], (i, j, d)
                 numpy.testing.assert_array_equal(deps[i, j, d], field[i, j, d],
                                                  err_msg=str((i, j, d)))
-
-
-ROW_LAYERS, DIAGONAL_LAYERS = 2, 1
-
-
-@pytest.fixture(scope="module")
-def row_model():
-    return gradient_function(RowLSTMPixelRNN, ROW_LAYERS, 5)
-
-
-@pytest.fixture(scope="module")
-def diagonal_model():
-    return gradient_function(DiagonalBiLSTMPixelRNN, DIAGONAL_LAYERS, 6)
 
 
 @pytest.fixture(scope="module")
@@ -325,25 +356,41 @@ def test_diagonal_bilstm_misses_only_the_end_of_the_row_above_when_wide(diagonal
 @pytest.mark.parametrize("model_class, kind", [(RowLSTMPixelRNN, "rowlstm"),
                                                (DiagonalBiLSTMPixelRNN, "diagbilstm")])
 def test_parameter_names_and_output_layout(model_class, kind):
+    """DIM 4: LSTMs of h = 2 units between the 4-map residual stream and its 1x1
+    expansions."""
     layer = model_class(WrapperLayer(T.tensor4()), 1, 4, 8, num_layers=2, name="p")
-    names = [p.name for p in layer.params]
-    assert len(set(names)) == len(names)
+    shapes = {p.name: p.get_value().shape for p in layer.params}
     directions = [""] if kind == "rowlstm" else [".l2r", ".r2l"]
-    recurrent = ["p.%s%d%s.%s" % (kind, n, direction, param) for n in (1, 2)
-                 for direction in directions
-                 for param in ("input_to_state.filter", "input_to_state.b",
-                               "state_to_state.filter")]
-    assert names == ["p.first.filter", "p.first.b"] + recurrent + [
+    blocks = [["p.%s%d%s.%s" % (kind, n, direction, param) for direction in directions
+               for param in ("input_to_state.filter", "input_to_state.b",
+                             "state_to_state.filter")] +
+              ["p.%s%d.expand.filter" % (kind, n), "p.%s%d.expand.b" % (kind, n)]
+              for n in (1, 2)]
+    assert list(shapes) == ["p.first.filter", "p.first.b"] + blocks[0] + blocks[1] + [
         "p.output1.filter", "p.output1.b", "p.output2.filter", "p.output2.b"]
+    assert len(shapes) == len(layer.params)  # no name twice
+    lstm = "p.%s1%s." % (kind, directions[0])
+    assert shapes[lstm + "input_to_state.filter"][:2] == (4 * 2, 4)  # 4 gates x h, DIM
+    assert shapes[lstm + "state_to_state.filter"][:2] == (4 * 2, 2)
+    assert shapes["p.%s1.expand.filter" % kind] == (4, 2, 1, 1)
     assert layer.output().ndim == 5
 
 
-def test_logits_layout(row_model, diagonal_model):
-    for _, grad_and_logits in (row_model, diagonal_model):
-        logits = grad_and_logits(floatX(numpy.zeros((2, 3, 5, COLOURS))), 0, 0, 0)[1]
-        assert logits.shape == (2, 3, 5, COLOURS, Q_LEVELS)
+@pytest.mark.parametrize("kind, model", [("rowlstm", "row_model"),
+                                         ("diagbilstm", "diagonal_model")])
+def test_logits_equal_a_numpy_computation(request, kind, model):
+    """The whole RGB model (first layer, residual LSTM layers, output layers) on a random
+    5 x 6 image against float64 NumPy, every pixel, colour and level."""
+    layer, grad_and_logits = request.getfixturevalue(model)
+    weights = {p.name: p.get_value().astype("float64") for p in layer.params}
+    x = floatX(numpy.random.RandomState(2).rand(2, 5, 6, COLOURS))
+    num_layers = ROW_LAYERS if kind == "rowlstm" else DIAGONAL_LAYERS
+    logits = grad_and_logits(x, 0, 0, 0)[1]
+    assert logits.shape == (2, 5, 6, COLOURS, Q_LEVELS)
+    numpy.testing.assert_allclose(logits, numpy_logits(kind, weights, "m", x, Q_LEVELS,
+                                                       num_layers), rtol=1e-4, atol=1e-5)
 
 
 def test_hidden_units_must_split_into_colours():
     with pytest.raises(ValueError, match="multiple of input_dim"):
-        RowLSTMPixelRNN(WrapperLayer(T.tensor4()), 3, 4, 8)
+        RowLSTMPixelRNN(WrapperLayer(T.tensor4()), 3, 8, 8)  # h = 4 units, 3 colours
