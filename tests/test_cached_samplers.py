@@ -50,15 +50,12 @@ def test_cached_draws_the_naive_images(network):
         assert len(numpy.unique(naive)) > 1
 
 
-def test_pieces_equal_the_network_at_every_position(network):
-    """Feed a known image colour by colour: at every pixel, the logits of each colour and
-    (after the pixel) every layer's stream equal the full network's."""
-    (model, _, _, q, colours, height, width), net, f = network
-    rng = numpy.random.RandomState(2)
-    image = floatX(rng.randint(0, q, (2, height, width, colours)) / (q - 1.0))
-    logits, *maps = f(image)
-    cached = cached_evaluator(net)
-    cached.start(2, width)
+def feed_and_compare(cached, image, logits, after_pixel=None):
+    """Feed ``image`` (batch, H, W, colours) to a cached evaluator colour by colour and
+    check that the logits of each colour at every pixel equal ``logits`` (batch, H, W,
+    colours, Q) of the full network; ``after_pixel(i, j)`` runs once a pixel is whole."""
+    batch, height, width, colours = image.shape
+    cached.start(batch, width)
     for i in range(height):
         cached.start_row()
         for j in range(width):
@@ -67,7 +64,22 @@ def test_pieces_equal_the_network_at_every_position(network):
                                               rtol=1e-4, atol=1e-5, err_msg=str((i, j, d)))
                 cached.set_channel(j, d, image[:, i, j, d])
             cached.pixel_logits(j)
-            for n, full in enumerate(maps):
-                numpy.testing.assert_allclose(cached.stream[n, :, j + 1], full[:, :, i, j],
-                                              rtol=1e-4, atol=1e-5, err_msg=str((n, i, j)))
+            if after_pixel is not None:
+                after_pixel(i, j)
         cached.finish_row(image[:, i])
+
+
+def test_pieces_equal_the_network_at_every_position(network):
+    """At every pixel, the logits of each colour and (after the pixel) every layer's
+    stream equal the full network's."""
+    (model, _, _, q, colours, height, width), net, f = network
+    rng = numpy.random.RandomState(2)
+    image = floatX(rng.randint(0, q, (2, height, width, colours)) / (q - 1.0))
+    logits, *maps = f(image)
+    cached = cached_evaluator(net)
+
+    def streams_match(i, j):
+        for n, full in enumerate(maps):
+            numpy.testing.assert_allclose(cached.stream[n, :, j + 1], full[:, :, i, j],
+                                          rtol=1e-4, atol=1e-5, err_msg=str((n, i, j)))
+    feed_and_compare(cached, image, logits, streams_match)

@@ -14,6 +14,7 @@ from models.gated_pixel_cnn import GatedPixelCNN, colour_mask
 from sampling.cached import sample_cached
 from sampling.cached_gated import CachedGatedPixelCNN
 from sampling.naive import sample_naive
+from tests.test_cached_samplers import feed_and_compare
 
 COLOURS, DIM, Q, LAYERS, H, W = 3, 6, 4, 4, 5, 6
 
@@ -128,15 +129,4 @@ def test_cached_logits_of_each_colour_equal_the_network(faithful):
     fn, model, _ = faithful
     rng = numpy.random.RandomState(3)
     image = floatX(rng.randint(0, Q, (2, H, W, COLOURS)) / (Q - 1.0))
-    full = fn(image)                                     # (2, H, W, 3, Q)
-    net = cached(model)
-    net.start(2, W)
-    for i in range(H):
-        net.start_row()
-        for j in range(W):
-            for d in range(COLOURS):
-                numpy.testing.assert_allclose(net.pixel_logits(j)[:, d], full[:, i, j, d],
-                                              rtol=1e-4, atol=1e-5)
-                net.set_channel(j, d, image[:, i, j, d])
-            net.pixel_logits(j)
-        net.finish_row(image[:, i])
+    feed_and_compare(cached(model), image, fn(image))
