@@ -83,3 +83,17 @@ def test_pieces_equal_the_network_at_every_position(network):
             numpy.testing.assert_allclose(cached.stream[n, :, j + 1], full[:, :, i, j],
                                           rtol=1e-4, atol=1e-5, err_msg=str((n, i, j)))
     feed_and_compare(cached, image, logits, streams_match)
+
+
+def test_generate_says_which_sampler_ran(network, tmp_path, capsys):
+    import generate
+    (model, *_), net, _ = network
+    path = str(tmp_path / "m.npz")
+    net.all_params.save_params(path, meta=net.config)
+    # the cached sampler for every model; naive (which compiles) once is enough
+    for sampler in ("cached", "naive") if network[0] == CONFIGS[0] else ("cached",):
+        out = str(tmp_path / "s.png")
+        argv = ["--checkpoint", path, "--out", out, "--num", "2", "--height", "3", "--width",
+                "4", "--sampler", sampler, "--no-progress"]
+        assert generate.main(argv) == 0
+        assert "with the {} sampler".format(sampler) in capsys.readouterr().out
