@@ -111,8 +111,7 @@ def build_parser():
                    help="skip the MD5 and standard-size checks of the data files")
     o = p.add_argument_group("model size (read off the checkpoint; these override it)")
     o.add_argument("--num-layers", type=int, default=None,
-                   help="layers of the network, the 7x7 first layer and the 1x1 output "
-                        "layers included")
+                   help="depth, counted as train_mnist.py --help describes")
     o.add_argument("--dim", type=int, default=None, help="feature maps per stack (DIM)")
     o.add_argument("--input-dim", type=int, default=None,
                    help="channels per pixel: 1 (grey) or 3 (colour)")

@@ -67,8 +67,7 @@ def build_parser():
     m.add_argument("--margin", type=float, default=0.2,
                    help="triplet-loss margin between same- and different-digit distances")
     m.add_argument("--num-layers", type=int, default=10,
-                   help="layers of the network: the 7x7 first layer, num_layers-2 "
-                        "stack blocks, then the 1x1 output layers (>= 2)")
+                   help="depth; " + builder.NUM_LAYERS_HELP)
     m.add_argument("--dim", type=int, default=32,
                    help="feature maps per stack (DIM); for masked, rowlstm and diagbilstm "
                         "the residual stream's 2h (their 3x3 / LSTM layers have h = DIM/2)")
@@ -133,7 +132,7 @@ def build_parser():
 
 
 # (option, smallest allowed value) for the numeric options.
-_MINIMUMS = (("num_layers", 2), ("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
+_MINIMUMS = (("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
              ("epochs", 1), ("train_limit", 1), ("valid_limit", 1), ("grad_clip", 0),
              ("samples_every", 0), ("state_every", 0), ("embed_dim", 1), ("encoder_steps", 0),
              ("margin", 0), ("time_budget", 0.01), ("seed", 0))
@@ -150,6 +149,9 @@ def parse_args(argv=None):
         if value is not None and not value >= low:
             p.error("--{} must be at least {}, got {}".format(
                 name.replace("_", "-"), low, value))
+    if args.num_layers < builder.MIN_LAYERS[args.model]:
+        p.error("--num-layers must be at least {} for --model {}, got {}".format(
+            builder.MIN_LAYERS[args.model], args.model, args.num_layers))
     if args.seed > MAX_SEED:
         p.error("--seed must be at most {}, got {}".format(MAX_SEED, args.seed))
     explicit = build_parser()

@@ -123,8 +123,9 @@ def table(results):
     for name, r in results["models"].items():
         paper = "{:.2f}".format(r["paper_nll"]) if r["paper_nll"] is not None else "-"
         c = r["config"]
-        config = "{} {}, DIM {}".format(c["num_layers"], "layers" if c["model"] in (
-            "pixelconv", "gated") else "blocks", c["dim"])
+        unit = "layer" if c["model"] in ("pixelconv", "gated") else "block"
+        config = "{} {}{}, DIM {}".format(c["num_layers"], unit,
+                                          "" if c["num_layers"] == 1 else "s", c["dim"])
         lines.append("| {} | {} | {:,} | {:.2f} | {:.4f} | {} | {:.3f} |".format(
             r["paper_name"], config, r["params"], r["nats_per_image"], r["valid_nll"], paper,
             r["median_step_s"]))

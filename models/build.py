@@ -32,6 +32,12 @@ CONDITIONS = ("none", "class", "embedding")
 NUM_CLASSES = 10
 DEFAULT_EMBED_DIM = 16
 ENCODER_NAME = MODEL_NAME + ".encoder"
+# The fewest layers each model takes. pixelconv and gated count every layer (the 7x7
+# first one and the 1x1 output ones included); the others count residual blocks.
+MIN_LAYERS = {"pixelconv": 2, "gated": 2, "masked": 0, "rowlstm": 1, "diagbilstm": 1}
+NUM_LAYERS_HELP = ("pixelconv, gated: all layers, the 7x7 first one and the 1x1 output "
+                   "ones included (>= 2); masked: residual blocks (>= 0); rowlstm, "
+                   "diagbilstm: LSTM layers, one per residual block (>= 1)")
 
 
 def condition_dim(config):

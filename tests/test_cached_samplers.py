@@ -3,13 +3,13 @@ the naive sampler's images for the same seed, the network's logits at every pixe
 the network's maps, position by position, in grey and in colour."""
 import numpy
 import pytest
-import theano
 
 from lib import floatX
 from models import build as builder
 from sampling import CACHED_EVALUATORS, cached_evaluator
 from sampling.cached import sample_cached
 from sampling.naive import sample_naive
+from tests.compiling import compile_light
 
 # (model, blocks, DIM, Q_LEVELS, colours, height, width): small, and varied where it matters
 CONFIGS = [
@@ -31,7 +31,7 @@ def network(request):
     rng = numpy.random.RandomState(1)
     for p in net.model.get_params():
         p.set_value(floatX(rng.uniform(-0.6, 0.6, p.get_value().shape)))
-    f = theano.function([net.X], [net.logits] + net.layer.hidden_maps)
+    f = compile_light([net.X], [net.logits] + net.layer.hidden_maps)
     return request.param, net, f
 
 

@@ -9,11 +9,11 @@ blind spot (:func:`assert_causal_without_blind_spot`), independently of the
 """
 import numpy
 import pytest
-import theano
 import theano.tensor as T
 
 from lib import WrapperLayer, floatX
 from models.pixel_conv import pixelConv
+from tests.compiling import compile_light
 
 
 def window(deps, rows, cols):
@@ -59,7 +59,7 @@ def network(request):
     i, j = T.iscalars("i", "j")
     weights = floatX(numpy.random.RandomState(7).rand(3) + 0.5)
     target = (layer.output()[:, i, j, 0, :] * weights).sum()
-    return request.param, theano.function([X, i, j], T.grad(target, X))
+    return request.param, compile_light([X, i, j], T.grad(target, X))
 
 
 def assert_causal_without_blind_spot(deps, i, j):

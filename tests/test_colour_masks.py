@@ -9,11 +9,11 @@ import math
 
 import numpy
 import pytest
-import theano
 import theano.tensor as T
 
 from lib import Conv2D, WrapperLayer, floatX, make_mask
 from lib.layers import channel_groups
+from tests.compiling import compile_light
 
 R, G, B = 0, 1, 2
 
@@ -124,7 +124,7 @@ def colour_conv(request):
     X = T.tensor4("X")
     layer = Conv2D(WrapperLayer(X), 3, 6, 3, masktype=request.param, name="c", colour_groups=3)
     o, i, j = T.iscalars("o", "i", "j")
-    return request.param, layer, theano.function([X, o, i, j],
+    return request.param, layer, compile_light([X, o, i, j],
                                                  T.grad(layer.output()[0, o, i, j], X))
 
 

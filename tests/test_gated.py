@@ -7,7 +7,6 @@ stack layer's maps, so that all tests share four compilations.
 """
 import numpy
 import pytest
-import theano
 import theano.tensor as T
 
 from sampling.cached import sample_cached
@@ -17,6 +16,7 @@ from models.gated_pixel_cnn import GatedPixelCNN, infer_gated_config
 from quantize import targets_to_inputs
 from sampling.draws import softmax
 from sampling.naive import reconstruct, sample_naive
+from tests.compiling import compile_light
 from tests.test_causality import assert_causal_without_blind_spot, window
 
 PREFIX = "test.gated"
@@ -50,7 +50,7 @@ class Net(object):
         target = (self.layer.output()[:, i, j, 0, :] * mix).sum()
         inputs, grads = ([X, H], [X, H]) if condition_dim else ([X], [X])
         maps = self.layer.vertical_maps + self.layer.above_maps + self.layer.horizontal_maps
-        self.fn = theano.function(inputs + [i, j],
+        self.fn = compile_light(inputs + [i, j],
                                   [self.layer.output()] + T.grad(target, grads) + maps)
 
     def run(self, x, h=None, i=0, j=0):

@@ -3,7 +3,6 @@
 faithful one, and the cached sampler drawing the naive one's images colour by colour."""
 import numpy
 import pytest
-import theano
 import theano.tensor as T
 
 from lib import WrapperLayer, floatX
@@ -14,6 +13,7 @@ from models.gated_pixel_cnn import GatedPixelCNN, colour_mask
 from sampling.cached import sample_cached
 from sampling.cached_gated import CachedGatedPixelCNN
 from sampling.naive import sample_naive
+from tests.compiling import compile_light
 from tests.test_cached_samplers import feed_and_compare
 
 COLOURS, DIM, Q, LAYERS, H, W = 3, 6, 4, 4, 5, 6
@@ -30,7 +30,7 @@ def build(cls, condition_dim=0, seed=7):
     for p in model.params:
         p.set_value(floatX(rng.uniform(-0.7, 0.7, p.get_value().shape)))
     inputs = [X] + ([Hc] if Hc is not None else [])
-    return theano.function(inputs, model.output()), model, inputs
+    return compile_light(inputs, model.output()), model, inputs
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def colour_gradients(faithful):
     i, j = PIXEL
     grads = [T.grad(model.output()[:, i, j, d].sum(), inputs[0]) for d in range(COLOURS)]
     x = floatX(numpy.random.RandomState(1).uniform(0, 1, (2, H, W, COLOURS)))
-    return numpy.stack(theano.function(inputs, grads)(x))
+    return numpy.stack(compile_light(inputs, grads)(x))
 
 
 @pytest.mark.parametrize("out_colour", range(COLOURS))

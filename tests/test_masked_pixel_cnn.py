@@ -3,11 +3,11 @@ receptive field with the blind spot, and colours, all measured with gradients of
 logits at (i, j) with respect to the input image."""
 import numpy
 import pytest
-import theano
 import theano.tensor as T
 
 from lib import WrapperLayer, floatX
 from models.masked_pixel_cnn import MaskedPixelCNN
+from tests.compiling import compile_light
 from tests.test_causality import assert_causal_without_blind_spot
 from tests.test_colour_masks import reference_colour_mask
 
@@ -122,7 +122,7 @@ def model():
     i, j, d = T.iscalars("i", "j", "d")
     weights = floatX(numpy.random.RandomState(7).rand(Q_LEVELS) + 0.5)
     target = (layer.output()[:, i, j, d, :] * weights).sum()
-    return layer, theano.function([X, i, j, d], [T.grad(target, X), layer.output()])
+    return layer, compile_light([X, i, j, d], [T.grad(target, X), layer.output()])
 
 
 def test_logits_equal_a_numpy_computation(model):
@@ -232,7 +232,7 @@ def test_grey_model_without_hidden_layers():
         p.set_value(floatX(numpy.random.uniform(-0.5, 0.5, p.get_value().shape)))
     weights = {p.name: p.get_value().astype("float64") for p in layer.params}
     x = floatX(numpy.random.RandomState(5).rand(3, 6, 5, 1))
-    logits = theano.function([X], layer.output())(x)
+    logits = compile_light([X], layer.output())(x)
     assert logits.shape == (3, 6, 5, 1, 8)
     numpy.testing.assert_allclose(logits, numpy_model(weights, "g", x, 8, []),
                                   rtol=1e-4, atol=1e-5)

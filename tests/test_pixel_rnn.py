@@ -4,11 +4,11 @@ gradients of the logits at (i, j) with respect to the input image. One compiled
 function per model (module-scoped) serves all of them."""
 import numpy
 import pytest
-import theano
 import theano.tensor as T
 
 from lib import WrapperLayer, floatX
 from models.pixel_rnn import DiagonalBiLSTMPixelRNN, RowLSTMPixelRNN, skew, unskew
+from tests.compiling import compile_light
 from tests.test_colour_masks import reference_colour_mask
 from tests.test_masked_pixel_cnn import (numpy_masked_conv, numpy_model, numpy_residual_block,
                                         spread)
@@ -21,7 +21,7 @@ COLOURS, DIM, Q_LEVELS = 3, 6, 4
 @pytest.fixture(scope="module")
 def skew_functions():
     X = T.tensor4("X")
-    return theano.function([X], skew(X)), theano.function([X], unskew(skew(X)))
+    return compile_light([X], skew(X)), compile_light([X], unskew(skew(X)))
 
 
 def reference_skew(x):
@@ -165,7 +165,7 @@ def gradient_function(model_class, num_layers, seed):
     weights = floatX(numpy.random.RandomState(7).rand(Q_LEVELS) + 0.5)
     target = (layer.output()[:, i, j, d, :] * weights).sum()
     lstms = [layer.layers["%s%d" % (layer.kind, n)].output() for n in range(1, num_layers + 1)]
-    return layer, theano.function([X, i, j, d], [T.grad(target, X), layer.output()] +
+    return layer, compile_light([X, i, j, d], [T.grad(target, X), layer.output()] +
                                   layer.hidden_maps[:-1] + lstms)
 
 

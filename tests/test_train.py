@@ -317,7 +317,9 @@ def test_help_explains_every_option():
 
 @pytest.mark.parametrize("argv, option", [
     (["--q-levels", "1"], "Q_LEVELS"),
-    (["--num-layers", "1"], "--num-layers"),
+    (["--num-layers", "1"], "--num-layers must be at least 2 for --model pixelconv"),
+    (["--model", "rowlstm", "--num-layers", "0"], "at least 1 for --model rowlstm"),
+    (["--model", "masked", "--num-layers", "-1"], "at least 0 for --model masked"),
     (["--batch-size", "0"], "--batch-size"),
     (["--lr", "0"], "--lr"),
     (["--train-limit", "0"], "--train-limit"),
