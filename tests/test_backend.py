@@ -45,6 +45,21 @@ def test_a_user_flag_reaches_theano_and_lasagne_imports():
     assert out.stdout.split() == ["float32", "fast_compile"]
 
 
+def test_compile_lock_retry_is_short_unless_the_user_chose(monkeypatch, tmp_path):
+    """compile.wait=1 reaches Theano (parallel test workers wait 1-2 s, not 5-10 s,
+    for each other's compile lock); a user's own value wins."""
+    monkeypatch.setenv("THEANORC", str(tmp_path / "none"))
+    code = "import lib, theano; print(theano.config.compile.wait)"
+    waits = []
+    for flags in ("", "compile.wait=7"):
+        env = dict(os.environ, THEANO_FLAGS=flags, THEANORC=str(tmp_path / "none"))
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        waits.append(out.stdout.split()[-1])
+    assert waits == ["1", "7"]
+
+
 def test_wrong_floatx_from_the_user_is_reported():
     env = dict(os.environ, THEANO_FLAGS="floatX=float64")
     out = subprocess.run([sys.executable, "-c", "import lib"], cwd=ROOT, env=env,
