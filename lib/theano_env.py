@@ -62,9 +62,9 @@ def blas_ldflags(find_library=ctypes.util.find_library):
 
 def default_flags():
     """The flags this project adds, as a dict name -> value. ``compile.wait=1``:
-    a process that finds Theano's compile cache locked by another one (the test
-    suite's parallel workers, a training run beside ``generate.py``) retries
-    after 1-2 s instead of Theano's 5-10 s."""
+    a process that finds Theano's compile cache locked by another one (a
+    training run beside ``generate.py`` or the tests) retries after 1-2 s
+    instead of Theano's 5-10 s."""
     return {"floatX": "float32", "blas.ldflags": blas_ldflags(), "compile.wait": "1"}
 
 

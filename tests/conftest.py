@@ -2,15 +2,8 @@
 import json
 import os
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # The suite runs in parallel workers (setup.cfg: pytest-xdist, one per core). Each
-    # worker gets one BLAS/OpenMP thread, so that two workers do not share a core
-    # between four threads; a user's own settings still win.
-    for _name in ("OMP_NUM_THREADS", "BLIS_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(_name, "1")
-
-import numpy  # noqa: E402
-import pytest  # noqa: E402
+import numpy
+import pytest
 
 import lib  # noqa: F401  (configures Theano)
 import theano.tensor as T
