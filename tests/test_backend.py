@@ -45,10 +45,9 @@ def test_a_user_flag_reaches_theano_and_lasagne_imports():
     assert out.stdout.split() == ["float32", "fast_compile"]
 
 
-def test_compile_lock_retry_is_short_unless_the_user_chose(monkeypatch, tmp_path):
+def test_compile_lock_retry_is_short_unless_the_user_chose(tmp_path):
     """compile.wait=1 reaches Theano (two processes wait 1-2 s, not 5-10 s, for
     each other's compile lock); a user's own value wins."""
-    monkeypatch.setenv("THEANORC", str(tmp_path / "none"))
     code = "import lib, theano; print(theano.config.compile.wait)"
     waits = []
     for flags in ("", "compile.wait=7"):
