@@ -9,6 +9,7 @@ Map:
     model       Model: collects parameters, prints, saves and loads them
     checkpoint  checkpoint files: atomic .npz writer, allow-listed pickle reader
     training    the clipped-Adam update and the categorical cross-entropy
+    skew        the Diagonal BiLSTM's skew/unskew ops (rows shifted right by their index)
 """
 from lib import backend  # noqa: F401  (must run before anything imports theano)
 from lib.ops import floatX, relu, sample_from_softmax

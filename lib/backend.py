@@ -5,8 +5,11 @@ Importing ``lib`` imports this module first. It sets Theano's environment
 the user's own flags always win), imports Theano, then registers
 ``theano.tensor.signal.downsample``, a module Theano 1.0 removed but Lasagne
 0.1 still imports, as a thin alias of ``theano.tensor.signal.pool`` so that
-``import lasagne`` (and ``lasagne.updates.adam``) works.
+``import lasagne`` (and ``lasagne.updates.adam``) works, and mends two faults
+of Theano's C-module cache that made every process compile some modules anew
+(``_cache_ops_without_props``, ``_stable_cop_versions``).
 """
+import hashlib
 import sys
 import types
 
@@ -33,10 +36,72 @@ def _register_downsample_alias():
     theano.tensor.signal.downsample = alias
 
 
+def _cache_ops_without_props():
+    """Keep the compiled code of ops whose ``__props__`` is empty in the C-module cache.
+
+    Theano 1.0.5 puts every op's ``__props__`` into the version part of a module's
+    cache key and takes any empty entry there for "this code has no version", so
+    modules holding an op without properties (``Alloc``, ``DeepCopyOp``,
+    ``ScalarFromTensor``, the softmax cross-entropy ops, ...) were compiled again,
+    1-2 s each, in every process. The wrapped key function recomputes the version
+    with those empty entries allowed; the ops' and types' own code versions must
+    all still be present, so code that is really unversioned stays uncached.
+    """
+    from theano.gof.cc import CLinker
+
+    original = CLinker.cmodule_key_
+    if getattr(original, "allows_empty_props", False):
+        return
+
+    def cmodule_key_(self, fgraph, *args, **kwargs):
+        key = original(self, fgraph, *args, **kwargs)
+        if key is None or key[0]:
+            return key
+        version = []
+        for node in self.schedule(fgraph):
+            own = ([node.op.c_code_cache_version_apply(node)]
+                   if hasattr(node.op, "c_code_cache_version_apply") else [])
+            types = [v.type.c_code_cache_version() for v in node.inputs + node.outputs]
+            if not all(own + types):
+                return key  # a genuinely unversioned op or type
+            props = [node.op.__props__] if hasattr(node.op, "__props__") else []
+            version += own + props + types  # the order of Theano's own key
+        return tuple(version), key[1]
+
+    cmodule_key_.allows_empty_props = True
+    CLinker.cmodule_key_ = cmodule_key_
+
+
+def _stable_cop_versions():
+    """Give ``COp`` code (``DimShuffle``) the same cache version in every process.
+
+    Theano 1.0.5 versions the C code of a ``COp`` by Python's ``hash()`` of the
+    code's text, which changes from one process to the next (string hashing is
+    randomised), so each process missed the cache and compiled such modules
+    again. A digest of the same text is stable.
+    """
+    from theano.gof.op import COp
+
+    if getattr(COp.c_code_cache_version, "is_stable", False):
+        return
+
+    def c_code_cache_version(self):
+        digest = hashlib.sha256("\0".join(self.func_codes).encode("utf-8")).hexdigest()
+        version = (int(digest[:15], 16),)
+        if hasattr(self, "params_type"):
+            version += (self.params_type.c_code_cache_version(),)
+        return version
+
+    c_code_cache_version.is_stable = True
+    COp.c_code_cache_version = c_code_cache_version
+
+
 prepare()
 import theano  # noqa: E402  (must come after the environment is set)
 
 _register_downsample_alias()
+_cache_ops_without_props()
+_stable_cop_versions()
 
 if theano.config.floatX != "float32":
     raise RuntimeError(

@@ -31,7 +31,7 @@ row's hidden state, inside a ``theano.scan`` over rows. Pixel (i, j) sees
 hidden states (i-1, j-1 .. j+1), so its receptive field is a triangle widening
 by one column per row up.
 
-Diagonal BiLSTM. :func:`skew` shifts row i right by i, so that each diagonal
+Diagonal BiLSTM. ``lib.skew.skew`` shifts row i right by i, so that each diagonal
 becomes a column. Input-to-state: a 1x1 mask-'b' conv. State-to-state: a 2x1
 conv of the previous skewed column, inside a ``theano.scan`` over columns; in
 image coordinates pixel (i, j) sees hidden states (i-1, j) and (i, j-1), hence
@@ -51,33 +51,10 @@ import theano
 import theano.tensor as T
 
 from lib.layers import Conv2D, Layer, WrapperLayer, conv_filter
+from lib.skew import skew, unskew
 from models.masked_pixel_cnn import MaskedStack, check_sizes
 
 GATES = 4  # input, forget, output, candidate
-def skew(X):
-    """Shift row i right by i: ``(batch, channels, height, width)`` ->
-    ``(batch, channels, height, width + height - 1)``, ``out[..., i, i + j] =
-    X[..., i, j]``, zeros elsewhere.
-
-    Row i padded to width + height and laid end to end starts at flat index
-    ``i * (width + height)``; read back in rows of width + height - 1, row i
-    starts i elements earlier, which is the shift.
-    """
-    batch, channels, height, width = X.shape
-    padded = T.concatenate([X, T.zeros((batch, channels, height, height), dtype=X.dtype)], axis=3)
-    flat = padded.reshape((batch, channels, height * (width + height)))
-    return flat[:, :, :height * (width + height - 1)].reshape(
-        (batch, channels, height, width + height - 1))
-
-
-def unskew(S):
-    """Inverse of :func:`skew`: ``(batch, channels, height, width + height - 1)``
-    -> ``(batch, channels, height, width)``, ``out[..., i, j] = S[..., i, i + j]``."""
-    batch, channels, height, skewed_width = S.shape
-    width = skewed_width - height + 1
-    flat = S.reshape((batch, channels, height * skewed_width))
-    flat = T.concatenate([flat, T.zeros((batch, channels, height), dtype=S.dtype)], axis=2)
-    return flat.reshape((batch, channels, height, skewed_width + 1))[:, :, :, :width]
 
 
 def shift_down(X):
@@ -191,7 +168,7 @@ class DiagonalLSTM(RecurrentLayer):
     with h and c zero left of and above the image: the skew pads the gates
     (bias included) with zeros, and zero gates and states give c = 0, h = 0.
     The states right of the image are not zero but only feed states further
-    right, which :func:`unskew` drops.
+    right, which ``unskew`` drops.
     """
 
     def __init__(self, input_layer, input_channels, DIM, colour_groups=1, name=""):

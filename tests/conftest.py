@@ -6,12 +6,23 @@ import numpy
 import pytest
 
 import lib  # noqa: F401  (configures Theano)
+import theano
 import theano.tensor as T
 
 from lib import Model, Softmax, WrapperLayer
 from models.pixel_conv import pixelConv
+from tests.compiling import CompileOnce
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compile_each_graph_once():
+    """``theano.function`` compiles each distinct graph once in the session
+    (tests.compiling.CompileOnce)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(theano, "function", CompileOnce(theano.function))
+        yield
 
 
 def fixture_path(name):

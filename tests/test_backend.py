@@ -116,3 +116,49 @@ def test_the_pth_line_installs_the_hook_and_survives_a_moved_checkout(tmp_path):
         out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 0 and out.stdout.strip() == expected, out.stderr
+
+
+def c_module_version(inputs, outputs):
+    """The version part of the C-module cache key of the graph inputs -> outputs."""
+    import theano
+    linker = theano.gof.cc.CLinker().accept(theano.gof.FunctionGraph(inputs, outputs))
+    return linker.cmodule_key()[0]
+
+
+def test_ops_without_properties_keep_their_compiled_code():
+    import theano.tensor as T
+    x = T.fscalar("x")
+    assert T.basic.Alloc.__props__ == ()  # Theano alone calls this key unversioned
+    assert c_module_version([x], [T.alloc(x, 3)])
+
+
+def test_code_without_a_version_is_still_compiled_anew():
+    import theano
+    import theano.tensor as T
+
+    class Unversioned(theano.Op):
+        """Copies its input in C and gives no c_code_cache_version."""
+        __props__ = ()
+
+        def make_node(self, x):
+            return theano.Apply(self, [x], [x.type()])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = inputs[0].copy()
+
+        def c_code(self, node, name, inputs, outputs, sub):
+            return "Py_XDECREF({0}); {0} = {1}; Py_XINCREF({0});".format(outputs[0], inputs[0])
+
+    x = T.fvector("x")
+    assert c_module_version([x], [Unversioned()(x)]) == ()
+
+
+def test_dimshuffle_code_has_one_cache_version_in_every_process():
+    """Theano alone versions it by hash() of its C code, which each process randomises."""
+    import theano.tensor as T
+    code = ("import lib, theano.tensor as T; "
+            "print(T.DimShuffle((False, False), (1, 0)).c_code_cache_version())")
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                           text=True, check=True, env=dict(os.environ, PYTHONHASHSEED="1"))
+    here = T.DimShuffle((False, False), (1, 0)).c_code_cache_version()
+    assert child.stdout.strip() == str(here)

@@ -19,6 +19,7 @@ from models.fast_gated_pixel_cnn import FastGatedPixelCNN
 from models.fast_pixel_conv import FastPixelConv
 from models.gated_pixel_cnn import GatedPixelCNN
 from models.pixel_conv import pixelConv
+from tests.compiling import compile_light
 from test_causality import (assert_causal_without_blind_spot, dependency_map,
                             promised_field)
 
@@ -26,16 +27,18 @@ RTOL, ATOL = 1e-4, 1e-6  # the fixtures README's tolerances
 
 
 def twin_step(faithful, fast, X, X_r, H=None):
-    """One function: for both networks the logits, cost and gradients, applying one
-    clipped Adam step to each."""
-    outputs, updates = [], []
-    for layer in (faithful, fast):
+    """For both networks the logits, cost and gradients, applying one clipped Adam step
+    to each. The fast network is compiled as training compiles it; the faithful one,
+    only the reference here, with the light optimizer (tests.compiling; test_regression
+    checks it as the scripts compile it)."""
+    inputs = [X, X_r] + ([H] if H is not None else [])
+    steps = []
+    for layer, compile_ in ((faithful, compile_light), (fast, theano.function)):
         cost = nll_per_subpixel(layer.output(), X_r)
         step, _ = clipped_adam(cost, layer.params, 1e-3, 1.0)
-        outputs += [layer.output(), cost] + T.grad(cost, layer.params)
-        updates += list(step.items())
-    return theano.function([X, X_r] + ([H] if H is not None else []), outputs,
-                           updates=updates)
+        outputs = [layer.output(), cost] + T.grad(cost, layer.params)
+        steps.append(compile_(inputs, outputs, updates=list(step.items())))
+    return lambda *args: steps[0](*args) + steps[1](*args)
 
 
 def assert_twins_agree(faithful, fast, fn, args):

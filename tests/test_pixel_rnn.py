@@ -4,11 +4,12 @@ gradients of the logits at (i, j) with respect to the input image. One compiled
 function per model (module-scoped) serves all of them."""
 import numpy
 import pytest
+import theano
 import theano.tensor as T
 
 from lib import WrapperLayer, floatX
 from models.pixel_rnn import DiagonalBiLSTMPixelRNN, RowLSTMPixelRNN, skew, unskew
-from tests.compiling import compile_light
+from tests.compiling import LIGHT_MODE, compile_light
 from tests.test_colour_masks import reference_colour_mask
 from tests.test_masked_pixel_cnn import (numpy_masked_conv, numpy_model, numpy_residual_block,
                                         spread)
@@ -41,6 +42,12 @@ def test_skew_moves_row_i_right_by_i_and_unskew_undoes_it(skew_functions, shape)
     x = floatX(numpy.random.RandomState(0).rand(*shape) + 1)
     numpy.testing.assert_array_equal(skewed(x), reference_skew(x))
     numpy.testing.assert_array_equal(round_trip(x), x)
+
+
+@pytest.mark.parametrize("op", [skew, unskew])
+def test_skew_and_unskew_gradients_match_finite_differences(op):
+    x = numpy.random.RandomState(1).rand(2, 3, 4, 5)  # unskew reads it as width 5 - 4 + 1
+    theano.gradient.verify_grad(op, [x], rng=numpy.random.RandomState(2), mode=LIGHT_MODE)
 
 
 # ---------------------------------------------------------------- LSTM layers vs numpy
