@@ -23,6 +23,7 @@ import math
 import sys
 
 import numpy
+from tqdm import tqdm
 
 import lib  # noqa: F401  (configures Theano before it is imported)
 import theano
@@ -77,6 +78,8 @@ def parse_args(argv=None):
                    help="embedding-conditioned: one sample like each of the first N "
                         "test images")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draws")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (for logs)")
     args = p.parse_args(argv)
     for name in ("limit", "batch_size", "per_label", "like_samples"):
         value = getattr(args, name)
@@ -129,12 +132,17 @@ def conditions(net, inputs, labels):
     return None
 
 
-def nll_per_image(net, inputs, targets, condition, batch_size):
-    """Summed NLL in nats of each image: (n,) float64."""
+def compile_nll(net):
+    """Compiled (inputs, [condition,] targets) -> summed NLL in nats of each image (n,)."""
     X_r = T.itensor4("X_r")
-    fn = theano.function(net.inputs + [X_r], nll_per_example(net.logits, X_r))
+    return theano.function(net.inputs + [X_r], nll_per_example(net.logits, X_r))
+
+
+def nll_per_image(fn, inputs, targets, condition, batch_size, desc="test NLL", progress=True):
+    """``fn`` (from compile_nll) over the images in batches: (n,) float64."""
     out = []
-    for s in range(0, len(inputs), batch_size):
+    starts = range(0, len(inputs), batch_size)
+    for s in tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress):
         extra = [condition[s:s + batch_size]] if condition is not None else []
         out.append(fn(inputs[s:s + batch_size], *extra, targets[s:s + batch_size]))
     return numpy.concatenate(out).astype(numpy.float64)
@@ -175,9 +183,12 @@ def sample_accuracy(args, net, inputs, labels):
         wanted = numpy.repeat(numpy.arange(10), args.per_label)
         condition, name = builder.one_hot(wanted), "label_accuracy"
     bins = sampling.sample(net, len(wanted), 28, 28, seed=args.seed, condition=condition,
-                           progress=False)
-    drawn = quantize.targets_to_inputs(bins, q)
-    return name, float((classify(drawn) == wanted).mean())
+                           progress=not args.no_progress)
+    right = classify(quantize.targets_to_inputs(bins, q)) == wanted
+    print("{} by digit: {}".format(name, " ".join(
+        "{}:{}/{}".format(d, right[wanted == d].sum(), (wanted == d).sum())
+        for d in range(10) if (wanted == d).any())), flush=True)
+    return name, float(right.mean())
 
 
 def evaluate(args):
@@ -192,17 +203,19 @@ def evaluate(args):
         raise UsageError("the fixed binarized MNIST files hold no labels, which this "
                          "conditional checkpoint needs")
     subpixels = targets[0].size
-    per_image = nll_per_image(net, inputs, targets, conditions(net, inputs, labels),
-                              args.batch_size)
+    fn, progress = compile_nll(net), not args.no_progress
+    per_image = nll_per_image(fn, inputs, targets, conditions(net, inputs, labels),
+                              args.batch_size, progress=progress)
     nll = per_image.mean() / subpixels
     figures = [("nll", nll), ("bits_per_dim", nll / math.log(2.0)),
                ("nats_per_image", per_image.mean())]
     print("test NLL on {} images: {:.5f} nats/sub-pixel, {:.5f} bits/dim, {:.2f} "
           "nats/image".format(len(inputs), *[v for _, v in figures]), flush=True)
     if net.H is not None and net.encoder is None:
-        wrong = numpy.mean([nll_per_image(net, inputs, targets,
-                                          builder.one_hot((labels + k) % 10),
-                                          args.batch_size).mean() / subpixels
+        wrong = numpy.mean([nll_per_image(fn, inputs, targets,
+                                          builder.one_hot((labels + k) % 10), args.batch_size,
+                                          "wrong labels, pass {}/9".format(k), progress
+                                          ).mean() / subpixels
                             for k in range(1, 10)])
         figures.append(("wrong_label_nll", wrong))
         print("with wrong labels: {:.5f} nats/sub-pixel".format(wrong), flush=True)

@@ -128,3 +128,38 @@ def test_binarized_dataset_needs_two_levels(tmp_path):
     code, _, err = run(["--checkpoint", path, "--dataset", "binarized-mnist",
                         "--data-dir", str(tmp_path)])
     assert code == 2 and "needs a checkpoint with Q_LEVELS 2; this one has 4" in err
+
+
+@pytest.mark.parametrize("conditional", ["class", "embedding"])
+def test_sample_accuracy_scores_the_intended_digits(tmp_path, data_dir, monkeypatch, conditional):
+    """The samples reach the classifier as 4-level (n, 28, 28, 1) images, and the share
+    and per-digit counts compare its answers with the digits asked for: here a
+    classifier that always answers 0."""
+    config = {"model": "gated", "conditional": conditional, "input_dim": 1, "dim": 3,
+              "num_layers": 2, "q_levels": 4, "embed_dim": 2}
+    _, path = tiny_checkpoint(tmp_path, config)
+    seen = []
+
+    def always_zero(path, q_levels):
+        def classify(images):
+            seen.append(images)
+            return numpy.zeros(len(images), dtype=int)
+        return classify
+
+    monkeypatch.setattr(evaluate, "load_classifier", always_zero)
+    code, out, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                          "--sample-accuracy", "--per-label", "2", "--like-samples", "7",
+                          "--no-progress"])
+    assert code == 0, err
+    (drawn,) = seen
+    _, labels = first_test_images(data_dir, NUM_TEST)
+    wanted = numpy.repeat(numpy.arange(10), 2) if conditional == "class" else labels[:7]
+    assert drawn.shape == (len(wanted), 28, 28, 1)
+    assert set(numpy.unique(drawn)) <= set(quantize.targets_to_inputs(numpy.arange(4), 4))
+    name = "label_accuracy" if conditional == "class" else "like_accuracy"
+    assert figures_of(out)[name] == pytest.approx((wanted == 0).mean(), abs=1e-4)
+    by_digit = dict(pair.split(":") for pair in
+                    out.split(name + " by digit: ")[1].split("\n")[0].split())
+    assert by_digit == {str(d): "{}/{}".format((wanted == d).sum() if d == 0 else 0,
+                                               (wanted == d).sum())
+                        for d in range(10) if (wanted == d).any()}
