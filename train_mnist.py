@@ -62,7 +62,11 @@ def build_parser():
                         "then condition on f(image)")
     m.add_argument("--embed-dim", type=int, default=builder.DEFAULT_EMBED_DIM,
                    help="length of the embedding f(image) (--conditional embedding)")
-    m.add_argument("--encoder-steps", type=int, default=1000,
+    m.add_argument("--encoder-dim", type=int, default=32,
+                   help="feature maps of the encoder's convolutions (--conditional embedding)")
+    m.add_argument("--encoder-convs", type=int, default=4,
+                   help="3x3 stride-2 convolutions in the encoder (--conditional embedding)")
+    m.add_argument("--encoder-steps", type=int, default=3000,
                    help="triplet-loss Adam steps (batches of 32 triplets) for the encoder")
     m.add_argument("--margin", type=float, default=0.2,
                    help="triplet-loss margin between same- and different-digit distances")
@@ -134,7 +138,8 @@ def build_parser():
 # (option, smallest allowed value) for the numeric options.
 _MINIMUMS = (("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
              ("epochs", 1), ("train_limit", 1), ("valid_limit", 1), ("grad_clip", 0),
-             ("samples_every", 0), ("state_every", 0), ("embed_dim", 1), ("encoder_steps", 0),
+             ("samples_every", 0), ("state_every", 0), ("embed_dim", 1), ("encoder_dim", 1),
+             ("encoder_convs", 1), ("encoder_steps", 0),
              ("margin", 0), ("time_budget", 0.01), ("seed", 0))
 
 

@@ -2,8 +2,8 @@
 
 A config is ``{"model", "input_dim", "dim", "num_layers", "q_levels"}`` plus,
 for the gated model, ``"conditional": "none" | "class" | "embedding"`` (with
-``"embed_dim"``: the model then carries a conv encoder f, models/encoder.py,
-and is conditioned on f(image)). Models:
+``"embed_dim"``, ``"encoder_dim"``, ``"encoder_convs"``: the model then carries
+a conv encoder f, models/encoder.py, and is conditioned on f(image)). Models:
 
     pixelconv   the faithful pixelConv (models/pixel_conv.py)
     gated       gated stacks, optionally class-conditional (models/gated_pixel_cnn.py)
@@ -31,6 +31,9 @@ MODELS = ("pixelconv", "gated", "masked", "rowlstm", "diagbilstm")
 CONDITIONS = ("none", "class", "embedding")
 NUM_CLASSES = 10
 DEFAULT_EMBED_DIM = 16
+# The encoder's width and depth in configs that do not name them (runs saved
+# before these settings existed used these values).
+ENCODER_DEFAULTS = {"encoder_dim": 16, "encoder_convs": 2}
 ENCODER_NAME = MODEL_NAME + ".encoder"
 # The fewest layers each model takes. pixelconv and gated count every layer (the 7x7
 # first one and the 1x1 output ones included); the others count residual blocks.
@@ -163,8 +166,12 @@ def build(config, graph="faithful"):
     if config["conditional"] == "embedding":
         from models.encoder import Encoder
         config.setdefault("embed_dim", DEFAULT_EMBED_DIM)
+        for key, value in ENCODER_DEFAULTS.items():
+            config.setdefault(key, value)
         encoder_input = T.tensor4("images")
-        encoder = Encoder(WrapperLayer(encoder_input), config["embed_dim"], name=ENCODER_NAME)
+        encoder = Encoder(WrapperLayer(encoder_input), config["embed_dim"],
+                          DIM=config["encoder_dim"], num_convs=config["encoder_convs"],
+                          name=ENCODER_NAME)
     return Network(config, model, X, H, layer, encoder, encoder_input)
 
 

@@ -136,6 +136,18 @@ def train_encoder(step, images, labels, steps, batch_size=32, seed=0):
                         for _ in range(steps)])
 
 
+def centroid_accuracy(train_embeddings, train_labels, test_embeddings, test_labels):
+    """How well embeddings separate the classes: the share of test rows nearest
+    (Euclidean) to the mean training embedding of their own class.
+    Embeddings (n, dim), labels (n,) ints; returns a float in [0, 1]."""
+    train_labels, test_labels = numpy.asarray(train_labels), numpy.asarray(test_labels)
+    classes = numpy.unique(train_labels)
+    centroids = numpy.stack([train_embeddings[train_labels == k].mean(axis=0)
+                             for k in classes])                        # (classes, dim)
+    distances = ((test_embeddings[:, None, :] - centroids[None]) ** 2).sum(axis=2)
+    return float((classes[distances.argmin(axis=1)] == test_labels).mean())
+
+
 def embed_in_batches(embed, images, batch_size=500):
     """embed(images) in chunks: (n, H, W[, 1]) -> (n, embed_dim) float32."""
     chunks = [embed(numpy.asarray(images[s:s + batch_size], dtype=numpy.float32))

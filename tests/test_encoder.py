@@ -6,8 +6,10 @@ import theano
 import theano.tensor as T
 
 from lib import WrapperLayer, floatX
-from models.encoder import (Encoder, compile_triplet_functions, embed_in_batches,
-                            make_triplets, train_encoder, triplet_batch, triplet_loss)
+from models import build as builder
+from models.encoder import (Encoder, centroid_accuracy, compile_triplet_functions,
+                            embed_in_batches, make_triplets, train_encoder, triplet_batch,
+                            triplet_loss)
 
 SIZE = 8  # synthetic images are SIZE x SIZE
 
@@ -123,3 +125,29 @@ def test_a_few_adam_steps_lower_the_triplet_loss(encoder):
     assert losses.shape == (40,) and numpy.isfinite(losses).all()
     assert after < 0.5 * before, (before, after)
     assert losses[-10:].mean() < losses[:10].mean()
+
+
+def test_centroid_accuracy_on_hand_placed_points():
+    """Class means (0, 0) and (4, 0); test points at x = 1, 3, 1.9, 2.1 with labels
+    0, 1, 1, 1: the first, second and fourth lie nearest their own class's mean."""
+    train = floatX([[0, 1], [0, -1], [4, 1], [4, -1]])
+    test = floatX([[1, 0], [3, 0], [1.9, 0], [2.1, 0]])
+    assert centroid_accuracy(train, [0, 0, 1, 1], test, [0, 1, 1, 1]) == 0.75
+    assert centroid_accuracy(train, [5, 5, 7, 7], test, [5, 7, 5, 7]) == 1.0  # any labels
+
+
+def test_the_builder_sizes_the_encoder_from_the_config():
+    """encoder_dim / encoder_convs shape the encoder; a config without them (runs
+    saved before they existed) gets builder.ENCODER_DEFAULTS."""
+    config = {"model": "gated", "conditional": "embedding", "input_dim": 1, "dim": 2,
+              "num_layers": 2, "q_levels": 2, "embed_dim": 3}
+
+    def filters(net):
+        return [p.get_value().shape for p in net.encoder.params if p.name.endswith("filter")]
+
+    assert filters(builder.build(dict(config, encoder_dim=5, encoder_convs=3))) == [
+        (5, 1, 3, 3), (5, 5, 3, 3), (5, 5, 3, 3), (3, 5, 1, 1)]
+    old = builder.ENCODER_DEFAULTS
+    dim = old["encoder_dim"]
+    assert filters(builder.build(config)) == (
+        [(dim, 1, 3, 3)] + [(dim, dim, 3, 3)] * (old["encoder_convs"] - 1) + [(3, dim, 1, 1)])

@@ -21,7 +21,7 @@ RUNS = {  # run name -> extra train_mnist arguments
     "gated": ["--model", "gated"],
     "gated-class": ["--model", "gated", "--conditional", "class"],
     "gated-embedding": ["--model", "gated", "--conditional", "embedding", "--embed-dim", "4",
-                        "--encoder-steps", "20"],
+                        "--encoder-steps", "20", "--encoder-dim", "5", "--encoder-convs", "3"],
     "masked": ["--model", "masked", "--samples-every", "0"],
     # one LSTM layer (the paper's 1-layer Diagonal BiLSTM): the scans compile slowly
     "rowlstm": ["--model", "rowlstm", "--samples-every", "0", "--num-layers", "1"],
@@ -60,6 +60,9 @@ def test_checkpoint_describes_its_model(trained):
     assert len(arrays) == len(net_params(meta))  # the checkpoint holds exactly the model
     has_encoder = any(".encoder." in n for n in arrays)
     assert has_encoder == (name == "gated-embedding")
+    if has_encoder:  # the encoder is sized as asked: three convolutions of 5 maps
+        assert (meta["encoder_dim"], meta["encoder_convs"]) == (5, 3)
+        assert arrays["MNIST.pixelCNN.encoder.conv3.filter"].shape == (5, 5, 3, 3)
     if "--samples-every" not in RUNS[name]:
         assert (out_dir / "epoch_001_samples.png").exists()
     assert (out_dir / "epoch_001_reconstructions.png").exists()

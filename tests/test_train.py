@@ -323,6 +323,8 @@ def test_help_explains_every_option():
     (["--batch-size", "0"], "--batch-size"),
     (["--lr", "0"], "--lr"),
     (["--train-limit", "0"], "--train-limit"),
+    (["--encoder-convs", "0"], "--encoder-convs must be at least 1"),
+    (["--encoder-dim", "0"], "--encoder-dim must be at least 1"),
     (["--dataset", "cifar"], "--dataset"),
     (["--seed", "-1"], "--seed"),
     (["--seed", str(2 ** 32)], "--seed"),

@@ -18,7 +18,8 @@ HISTORY_FILE = "history.json"
 
 # The run's settings, saved in config.json. A resumed run keeps them all; those
 # in CHANGEABLE may be given again with --resume (the others are refused).
-CONFIG_KEYS = ("model", "conditional", "embed_dim", "encoder_steps", "margin", "num_layers",
+CONFIG_KEYS = ("model", "conditional", "embed_dim", "encoder_dim", "encoder_convs",
+               "encoder_steps", "margin", "num_layers",
                "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
                "grad_clip", "epochs", "seed", "dataset", "data_dir", "no_download",
                "no_verify", "train_limit", "valid_limit", "save_original_format",
@@ -28,7 +29,8 @@ CHANGEABLE = ("epochs", "data_dir", "no_download", "no_verify", "valid_batch_siz
 # Defaults for settings that older runs did not save.
 OLD_RUN_DEFAULTS = {"model": "pixelconv", "conditional": "none", "input_dim": 1,
                     "dataset": "mnist", "valid_batch_size": 200, "grad_clip": 1.0,
-                    "data_dir": None, "no_download": False, "no_verify": False}
+                    "data_dir": None, "no_download": False, "no_verify": False,
+                    **builder.ENCODER_DEFAULTS}
 
 
 class RunError(Exception):
@@ -46,7 +48,7 @@ def model_description(config):
     """The part of a run's config that rebuilds its network (stored in checkpoints)."""
     keys = ["model", "conditional", "input_dim", "dim", "num_layers", "q_levels"]
     if config.get("conditional") == "embedding":
-        keys.append("embed_dim")
+        keys += ["embed_dim", "encoder_dim", "encoder_convs"]
     return {k: config[k] for k in keys}
 
 

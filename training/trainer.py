@@ -127,6 +127,11 @@ class Trainer(object):
                 self.train_encoder()
             self.train_h = self.net.embed(self.train_x)
             self.valid_h = self.net.embed(self.valid_x)
+            from models.encoder import centroid_accuracy
+            share = centroid_accuracy(self.train_h, self.train_labels, self.valid_h,
+                                      self.valid_labels)
+            print("encoder: {:.1%} of the validation images lie nearest to their own "
+                  "digit's mean training embedding".format(share), flush=True)
 
     def train_encoder(self):
         """Triplet-loss training of the encoder on the training images."""
