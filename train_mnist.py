@@ -81,7 +81,9 @@ def build_parser():
     t.add_argument("--batch-size", type=int, default=100, help="training images per step")
     t.add_argument("--valid-batch-size", type=int, default=200,
                    help="images per validation batch (affects speed only)")
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    t.add_argument("--lr", type=float, default=1e-3,
+                   help="Adam learning rate; may change on --resume (lowered for the "
+                   "last epochs, say; each epoch's rate is kept in history.json)")
     t.add_argument("--grad-clip", type=float, default=1.0,
                    help="clip every gradient elementwise to [-c, c] (0 disables)")
     t.add_argument("--epochs", type=int, default=20, help="epochs to train (in total, "
@@ -242,6 +244,7 @@ def start_trainer(args, config, data, out_dir, fresh):
         except CheckpointError as err:
             raise RunError("{}. {}".format(err, run_folder.way_forward(out_dir)))
         trainer.prepare_conditions()
+        run_folder.write_config(out_dir, config)  # with the settings changed on --resume
     else:
         trainer.prepare_conditions()
         run_folder.write_config(out_dir, config)
@@ -264,7 +267,7 @@ def run(args, given, data=None, on_step=None):
         out_dir, config = args.out_dir, run_folder.new_config(vars(args))
     else:
         out_dir = args.resume
-        config = run_folder.saved_config(out_dir, {
+        config, before = run_folder.saved_config(out_dir, {
             k: v for k, v in given.items() if k in run_folder.CONFIG_KEYS})
         finished = run_folder.check_state_file(out_dir)
         if finished >= config["epochs"]:
@@ -272,6 +275,9 @@ def run(args, given, data=None, on_step=None):
                 out_dir, finished))
             return None, None
         print(describe_resume(config, given), flush=True)
+        if before["lr"] != config["lr"]:
+            print("learning rate {} from here on (it was {})".format(
+                config["lr"], before["lr"]), flush=True)
     data = limit_data(load_data(config) if data is None else data, config)
     created = run_folder.prepare_out_dir(out_dir, fresh)
     try:

@@ -378,14 +378,36 @@ def test_ctrl_c_while_compiling_saves_nothing_and_says_so(data_dir, tmp_path, mo
 def test_resume_refuses_settings_it_cannot_change(straight_run, data_dir):
     out_dir, _ = straight_run
     before = (out_dir / "state.npz").read_bytes()
-    code, out, err = call_main(["--resume", str(out_dir), "--dim", "8", "--lr", "0.01"])
+    code, out, err = call_main(["--resume", str(out_dir), "--dim", "8", "--grad-clip", "0.5"])
     assert code == 2
-    assert "cannot change --dim, --lr" in err and "Compiling" not in out
+    assert "cannot change --dim, --grad-clip" in err and "Compiling" not in out
     # the same value as saved is no change, and more epochs are allowed
     code, out, err = call_main(["--resume", str(out_dir), "--dim", "4", "--epochs", "2",
                                 "--no-progress"])
     assert code == 0 and "already holds 2 epochs" in out, err
     assert (out_dir / "state.npz").read_bytes() == before
+
+
+def test_resume_may_lower_the_learning_rate(straight_run, tmp_path):
+    """--lr on --resume: the next epochs take smaller steps, config.json keeps the
+    new rate and history.json records each epoch's."""
+    import shutil
+    out_dir = tmp_path / "copy"
+    shutil.copytree(str(straight_run[0]), str(out_dir))
+    code, out, err = call_main(["--resume", str(out_dir), "--epochs", "3", "--lr", "1e-5",
+                                "--samples-every", "0", "--no-progress"])
+    assert code == 0, err
+    assert "learning rate 1e-05 from here on (it was 0.001)" in out
+    assert [h["lr"] for h in read_history(out_dir)] == [1e-3, 1e-3, 1e-5]
+    with open(str(out_dir / "config.json")) as f:
+        assert json.load(f)["lr"] == 1e-5
+    weights = [builder.read_network_checkpoint(str(out_dir / name))[1]
+               for name in checkpoints(out_dir)]
+
+    def moved(a, b):
+        return sum(float(numpy.abs(a[k] - b[k]).sum()) for k in a)
+    # Adam's steps scale with the rate: epoch 3 (1e-5) moves about 1/100 as far as epoch 2
+    assert 0 < moved(weights[2], weights[1]) < 0.1 * moved(weights[1], weights[0])
 
 
 def test_damaged_state_is_found_before_compiling(straight_run, tmp_path):

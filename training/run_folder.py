@@ -3,7 +3,10 @@
 A run lives in one folder: ``config.json`` (every setting of the run),
 ``state.npz`` (the resumable state), ``history.json`` and the per-epoch
 outputs. A resumed run reuses the saved settings; the few that may change
-between sittings are listed in ``CHANGEABLE``.
+between sittings are listed in ``CHANGEABLE``, and a change is written back to
+``config.json`` (the learning rate too: Adam's moments do not depend on it, so
+lowering it for the last epochs is a decay schedule, recorded per epoch in the
+history).
 """
 import glob
 import json
@@ -25,7 +28,7 @@ CONFIG_KEYS = ("model", "conditional", "embed_dim", "encoder_dim", "encoder_conv
                "no_verify", "train_limit", "valid_limit", "save_original_format",
                "samples_every", "state_every")
 CHANGEABLE = ("epochs", "data_dir", "no_download", "no_verify", "valid_batch_size",
-              "save_original_format", "samples_every", "state_every")
+              "save_original_format", "samples_every", "state_every", "lr")
 # Defaults for settings that older runs did not save.
 OLD_RUN_DEFAULTS = {"model": "pixelconv", "conditional": "none", "input_dim": 1,
                     "dataset": "mnist", "valid_batch_size": 200, "grad_clip": 1.0,
@@ -66,9 +69,9 @@ def new_config(options):
 
 
 def saved_config(out_dir, given):
-    """The config saved in ``out_dir``, updated with the ``given`` settings
-    (``{setting: value}`` given again on the command line); RunError for a
-    setting that a resumed run cannot change."""
+    """(config, saved): the config saved in ``out_dir`` updated with the ``given``
+    settings (``{setting: value}`` given again on the command line), and the
+    saved one as it was; RunError for a setting that a resumed run cannot change."""
     try:
         with open(os.path.join(out_dir, CONFIG_FILE)) as f:
             config = json.load(f)
@@ -88,11 +91,12 @@ def saved_config(out_dir, given):
                        "Leave {} out, or start a new run with --out-dir".format(
                            ", ".join(option(k) for k in fixed),
                            "it" if len(fixed) == 1 else "them"))
+    saved = dict(config)
     for key, value in given.items():
         config[key] = value
     if given.get("data_dir"):
         config["data_dir"] = os.path.abspath(os.path.expanduser(given["data_dir"]))
-    return config
+    return config, saved
 
 
 def option(key):

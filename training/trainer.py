@@ -241,7 +241,7 @@ class Trainer(object):
         self.history.append({
             "epoch": epoch, "train_nll": train_cost, "valid_nll": nll,
             "valid_bits_per_dim": nll / LN2, "valid_nats_per_image": nll * subpixels,
-            "epoch_seconds": elapsed})
+            "epoch_seconds": elapsed, "lr": self.config["lr"]})
         outputs.write_history(self)
         # The state goes last: a crash before it resumes the epoch, and the history
         # records beyond the state's epoch are dropped on resume.
