@@ -78,6 +78,9 @@ def parse_args(argv=None):
                    help="embedding-conditioned: one sample like each of the first N "
                         "test images")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draws")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature of the draws (below 1: sharper, more "
+                        "typical digits); the last line names it when it is not 1")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (for logs)")
     args = p.parse_args(argv)
@@ -87,6 +90,8 @@ def parse_args(argv=None):
             p.error("--{} must be at least 1, got {}".format(name.replace("_", "-"), value))
     if args.seed < 0:
         p.error("--seed must be at least 0, got {}".format(args.seed))
+    if not (args.temperature > 0 and math.isfinite(args.temperature)):
+        p.error("--temperature must be a finite number > 0, got {}".format(args.temperature))
     return args
 
 
@@ -183,7 +188,7 @@ def sample_accuracy(args, net, inputs, labels):
         wanted = numpy.repeat(numpy.arange(10), args.per_label)
         condition, name = builder.one_hot(wanted), "label_accuracy"
     bins = sampling.sample(net, len(wanted), 28, 28, seed=args.seed, condition=condition,
-                           progress=not args.no_progress)
+                           temperature=args.temperature, progress=not args.no_progress)
     right = classify(quantize.targets_to_inputs(bins, q)) == wanted
     print("{} by digit: {}".format(name, " ".join(
         "{}:{}/{}".format(d, right[wanted == d].sum(), (wanted == d).sum())
@@ -222,6 +227,8 @@ def evaluate(args):
     if args.sample_accuracy:
         figures.append(sample_accuracy(args, net, inputs, labels))
         print("{}: {:.3f}".format(*figures[-1]), flush=True)
+        if args.temperature != 1.0:
+            figures.append(("temperature", args.temperature))
     print(" ".join("{}={:.4f}".format(k, v) if k != "nats_per_image"
                    else "{}={:.1f}".format(k, v) for k, v in figures))
     return figures

@@ -113,6 +113,19 @@ def test_sample_accuracy_needs_a_conditional_checkpoint(tmp_path, data_dir):
     assert code == 2 and "conditional" in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--temperature", "0"], "--temperature must be a finite number > 0"),
+    (["--temperature", "nan"], "--temperature must be a finite number > 0"),
+    (["--per-label", "0"], "--per-label must be at least 1"),
+    (["--seed", "-1"], "--seed must be at least 0"),
+])
+def test_invalid_arguments_exit_2(argv, message):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        evaluate.parse_args(["--checkpoint", "x.npz"] + argv)
+    assert exit_.value.code == 2 and message in err.getvalue()
+
+
 def test_unreadable_checkpoint_is_reported(tmp_path, data_dir):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a checkpoint")
@@ -146,12 +159,20 @@ def test_sample_accuracy_scores_the_intended_digits(tmp_path, data_dir, monkeypa
             return numpy.zeros(len(images), dtype=int)
         return classify
 
+    temperatures, real_sample = [], evaluate.sampling.sample
+
+    def recorded_sample(*args, **kwargs):
+        temperatures.append(kwargs["temperature"])
+        return real_sample(*args, **kwargs)
+
     monkeypatch.setattr(evaluate, "load_classifier", always_zero)
+    monkeypatch.setattr(evaluate.sampling, "sample", recorded_sample)
     code, out, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
                           "--sample-accuracy", "--per-label", "2", "--like-samples", "7",
-                          "--no-progress"])
+                          "--temperature", "0.5", "--no-progress"])
     assert code == 0, err
     (drawn,) = seen
+    assert temperatures == [0.5] and figures_of(out)["temperature"] == 0.5
     _, labels = first_test_images(data_dir, NUM_TEST)
     wanted = numpy.repeat(numpy.arange(10), 2) if conditional == "class" else labels[:7]
     assert drawn.shape == (len(wanted), 28, 28, 1)
