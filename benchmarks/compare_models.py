@@ -21,10 +21,10 @@ For the class-conditional model also the validation NLL with every label
 replaced by a wrong one, (label + k) % 10, for each k = 1..9 and on average.
 
 Writes ``benchmarks/results/compare_models.json`` (after every model, so a
-partial run keeps what it measured), ``docs/class_grid.png`` (10x10: one row
-per digit, drawn by the class-conditional model) and ``docs/gated_samples.png``
-(5x5 from the unconditional gated model). Prints a markdown table; the last
-line is machine-readable::
+partial run keeps what it measured), and beside it ``class_grid.png`` (10x10:
+one row per digit, drawn by the class-conditional model) and
+``gated_samples.png`` (5x5 from the unconditional gated model). Prints a
+markdown table; the last line is machine-readable::
 
     pixelconv=<nll> gated=<nll> ... class_wrong=<nll> total_s=<s>
 
@@ -95,7 +95,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
                                                  "compare_models.json"),
                    help="JSON file for the results")
-    p.add_argument("--docs-dir", default=os.path.join(ROOT, "docs"),
+    p.add_argument("--pictures-dir", default=os.path.join(ROOT, "benchmarks", "results"),
                    help="where class_grid.png and gated_samples.png go")
     p.add_argument("--no-pictures", action="store_true",
                    help="do not draw the sample grids")
@@ -196,12 +196,12 @@ def draw_pictures(run, args):
         start = time.time()
         bins = sampling.sample(run.net, len(labels), 28, 28, seed=args.seed, progress=False,
                                condition=builder.one_hot(labels))
-        save_bins(os.path.join(args.docs_dir, "class_grid.png"), bins, 10, 10, args.q_levels)
+        save_bins(os.path.join(args.pictures_dir, "class_grid.png"), bins, 10, 10, args.q_levels)
         timing["class_grid_s"] = time.time() - start
     elif run.name == "gated":
         start = time.time()
         bins = sampling.sample(run.net, 25, 28, 28, seed=args.seed, progress=False)
-        save_bins(os.path.join(args.docs_dir, "gated_samples.png"), bins, 5, 5, args.q_levels)
+        save_bins(os.path.join(args.pictures_dir, "gated_samples.png"), bins, 5, 5, args.q_levels)
         timing["gated_samples_s"] = time.time() - start
     return timing
 
