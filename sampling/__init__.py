@@ -2,6 +2,7 @@
 
     naive.py               the original algorithm: the whole network once per sub-pixel
     cached.py              the loop of the cached samplers, which reuse earlier work
+    guided.py              label-guided sampling of class-conditional models (cached)
     cached_pixel_conv.py   the cached evaluator of pixelConv
     cached_gated.py        the cached evaluator of the gated PixelCNN
     cached_masked.py       the cached evaluators of the masked PixelCNN and the PixelRNNs
@@ -16,6 +17,7 @@ from sampling.cached import sample_cached
 from sampling.cached_gated import CachedGatedPixelCNN
 from sampling.cached_masked import CachedDiagonalBiLSTM, CachedMaskedPixelCNN, CachedRowLSTM
 from sampling.cached_pixel_conv import CachedPixelConv
+from sampling.guided import sample_guided
 
 SAMPLERS = ("cached", "naive")
 CACHED_EVALUATORS = {"pixelconv": CachedPixelConv, "gated": CachedGatedPixelCNN,
@@ -60,6 +62,16 @@ def sample(net, num, height, width, seed=0, temperature=1.0, progress=True, give
         return naive.reconstruct(logits_fn, given, q_levels, seed=seed, temperature=temperature)
     return naive.sample_naive(logits_fn, num, height, width, net.config["input_dim"], q_levels,
                               seed=seed, temperature=temperature, progress=progress)
+
+
+def sample_with_guidance(net, labels, height, width, weight, seed=0, temperature=1.0,
+                         progress=True):
+    """One image per label, (num, height, width, 1) uint8 bins, from a class-conditional
+    gated ``net`` with guidance weight ``weight`` (0: plain sampling); see sampling.guided."""
+    if net.config["model"] != "gated" or net.config.get("conditional") != "class":
+        raise ValueError("guidance needs a class-conditional gated model")
+    return sample_guided(cached_evaluator(net), labels, height, width, weight, seed=seed,
+                         temperature=temperature, progress=progress)
 
 
 def check_condition(net, condition, num):

@@ -116,6 +116,8 @@ def test_sample_accuracy_needs_a_conditional_checkpoint(tmp_path, data_dir):
 @pytest.mark.parametrize("argv, message", [
     (["--temperature", "0"], "--temperature must be a finite number > 0"),
     (["--temperature", "nan"], "--temperature must be a finite number > 0"),
+    (["--sample-accuracy", "--guidance", "-1"], "--guidance must be a finite number >= 0"),
+    (["--guidance", "2"], "add --sample-accuracy"),
     (["--per-label", "0"], "--per-label must be at least 1"),
     (["--seed", "-1"], "--seed must be at least 0"),
 ])
@@ -159,20 +161,31 @@ def test_sample_accuracy_scores_the_intended_digits(tmp_path, data_dir, monkeypa
             return numpy.zeros(len(images), dtype=int)
         return classify
 
-    temperatures, real_sample = [], evaluate.sampling.sample
+    calls = []
 
-    def recorded_sample(*args, **kwargs):
-        temperatures.append(kwargs["temperature"])
-        return real_sample(*args, **kwargs)
+    def recorded(sampler):
+        def call(*args, **kwargs):
+            calls.append((sampler.__name__, kwargs["temperature"]))
+            return sampler(*args, **kwargs)
+        return call
 
     monkeypatch.setattr(evaluate, "load_classifier", always_zero)
-    monkeypatch.setattr(evaluate.sampling, "sample", recorded_sample)
+    for name in ("sample", "sample_with_guidance"):
+        monkeypatch.setattr(evaluate.sampling, name, recorded(getattr(evaluate.sampling, name)))
+    # class: guided draws; embedding: plain ones (guidance is refused there, see below)
+    guidance = ["--guidance", "2"] if conditional == "class" else []
     code, out, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
                           "--sample-accuracy", "--per-label", "2", "--like-samples", "7",
-                          "--temperature", "0.5", "--no-progress"])
+                          "--temperature", "0.5", "--no-progress"] + guidance)
     assert code == 0, err
     (drawn,) = seen
-    assert temperatures == [0.5] and figures_of(out)["temperature"] == 0.5
+    sampler = "sample_with_guidance" if guidance else "sample"
+    assert calls == [(sampler, 0.5)] and figures_of(out)["temperature"] == 0.5
+    assert figures_of(out).get("guidance") == (2.0 if guidance else None)
+    if conditional == "embedding":
+        code, _, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                            "--sample-accuracy", "--guidance", "2"])
+        assert code == 2 and "--guidance needs a class-conditional checkpoint" in err
     _, labels = first_test_images(data_dir, NUM_TEST)
     wanted = numpy.repeat(numpy.arange(10), 2) if conditional == "class" else labels[:7]
     assert drawn.shape == (len(wanted), 28, 28, 1)

@@ -1,10 +1,14 @@
 """GatedPixelCNN: causality and receptive field by gradients, the condition, the gate,
-and the cached sampler against the naive one (image by image and piece by piece).
+the cached sampler against the naive one (image by image and piece by piece), and
+label-guided sampling against the full network.
 
 One Theano function per network (module-scoped) gives the logits, the
 gradients of one output pixel w.r.t. the image and the condition, and every
 stack layer's maps, so that all tests share four compilations.
 """
+import math
+from types import SimpleNamespace
+
 import numpy
 import pytest
 import theano.tensor as T
@@ -14,7 +18,8 @@ from sampling.cached_gated import CachedGatedPixelCNN
 from lib import WrapperLayer, floatX, make_mask
 from models.gated_pixel_cnn import GatedPixelCNN, infer_gated_config
 from quantize import targets_to_inputs
-from sampling.draws import softmax
+from sampling.draws import draw, softmax, uniforms_for
+from sampling.guided import guided_logits, log_softmax, sample_guided
 from sampling.naive import reconstruct, sample_naive
 from tests.compiling import compile_light
 from tests.test_causality import assert_causal_without_blind_spot, window
@@ -302,3 +307,68 @@ def test_row_and_pixel_pieces_equal_the_full_network(net):
         for n in range(net.num_layers - 1):  # the newest cached vertical row is row i
             numpy.testing.assert_allclose(sampler.v_rows[n][:, 1],
                                           row_of(full["vertical"][n], i), **TOL)
+
+
+# ----- label-guided sampling (sampling.guided) ----------------------------------------
+
+def guided_labels(net):
+    conditional(net)
+    return numpy.arange(5) % net.condition_dim
+
+
+def test_guidance_weight_zero_is_plain_sampling(net):
+    labels = guided_labels(net)
+    plain = sample_cached(cached(net), len(labels), 6, 7, seed=2, progress=False,
+                          condition=floatX(numpy.eye(net.condition_dim)[labels]))
+    guided = sample_guided(cached(net), labels, 6, 7, 0.0, seed=2, progress=False)
+    numpy.testing.assert_array_equal(guided, plain)
+    assert (sample_guided(cached(net), labels, 6, 7, 3.0, seed=2, progress=False)
+            != plain).any()  # guidance moves the draws
+
+
+def test_guided_logits_by_hand():
+    rng = numpy.random.RandomState(0)
+    log_probs = log_softmax(rng.randn(2, 3, 1, 4))
+    loglik, labels, w = rng.randn(2, 3) * 3, numpy.array([2, 0]), 1.5
+    out = guided_logits(log_probs, loglik, labels, w)
+    for n in range(2):
+        evidence = [math.exp(v) for v in loglik[n]]
+        posterior = [e / sum(evidence) for e in evidence]
+        for x in range(4):
+            mixture = sum(posterior[k] * math.exp(log_probs[n, k, 0, x]) for k in range(3))
+            own = math.exp(log_probs[n, labels[n], 0, x])
+            assert out[n, 0, x] == pytest.approx(
+                (1 + w) * math.log(own) - w * math.log(mixture), rel=1e-9)
+
+
+def test_guided_pixels_follow_the_full_networks_guided_distribution(net):
+    """Score the guided draws with the full network under every label: each pixel
+    must be the inverse-CDF draw of p(x|y)^(1+w) / p(x)^w from those logits, with
+    the posterior over labels given by the pixels before it."""
+    labels, k = guided_labels(net), net.condition_dim
+    if net.num_layers != 3:
+        pytest.skip("one conditional network is enough (the full network is slow to run)")
+    height, width, w, seed = 5, 6, 2.0, 4
+    bins = sample_guided(cached(net), labels, height, width, w, seed=seed, progress=False)
+    inputs = targets_to_inputs(bins, net.q_levels)
+    log_probs = numpy.stack([log_softmax(net.run(inputs, floatX(numpy.eye(k)[[y] * len(labels)]))
+                                         ["logits"]) for y in range(k)], axis=1)
+    picked = numpy.take_along_axis(log_probs, bins[:, None, ..., None].repeat(k, 1),
+                                   axis=-1)[..., 0, 0]                   # (num, K, H, W)
+    uniforms = uniforms_for(seed, len(labels), height, width, 1)
+    loglik = numpy.zeros((len(labels), k))
+    for i in range(height):
+        for j in range(width):
+            logits = guided_logits(log_probs[:, :, i, j], loglik, labels, w)
+            numpy.testing.assert_array_equal(draw(logits, uniforms[i, j]), bins[:, i, j])
+            loglik += picked[:, :, i, j]
+    assert len(numpy.unique(bins)) > 1
+
+
+def test_guided_sampling_refuses_what_it_cannot_guide(net):
+    labels = guided_labels(net)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        sample_guided(cached(net), labels, 3, 3, -1.0, progress=False)
+    unconditional = SimpleNamespace(sees_current_pixel=False, conditional=False)
+    with pytest.raises(ValueError, match="class-conditional"):
+        sample_guided(unconditional, labels, 3, 3, 1.0, progress=False)
