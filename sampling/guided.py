@@ -29,6 +29,7 @@ def log_softmax(logits):
 
 
 def logsumexp(a, axis):
+    """log(sum(exp(a))) along ``axis``, without overflow."""
     top = a.max(axis=axis, keepdims=True)
     return numpy.squeeze(top, axis) + numpy.log(numpy.exp(a - top).sum(axis=axis))
 
