@@ -81,8 +81,8 @@ def parse_args(argv=None):
                         "test images")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draws")
     p.add_argument("--temperature", type=float, default=1.0,
-                   help="sampling temperature of the draws (below 1: sharper, more "
-                        "typical digits); the last line names it when it is not 1")
+                   help="sampling temperature of the draws (below 1: each pixel's softmax "
+                        "sharpened); the last line names it when it is not 1")
     p.add_argument("--guidance", type=float, default=0.0,
                    help="class-conditional: label-guided draws with this weight w, "
                         "p(x|y)^(1+w) / p(x)^w per pixel (0: plain sampling); the last "
