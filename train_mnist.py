@@ -243,11 +243,9 @@ def start_trainer(args, config, data, out_dir, fresh):
             trainer.load_state(trainer.state_path)
         except CheckpointError as err:
             raise RunError("{}. {}".format(err, run_folder.way_forward(out_dir)))
-        trainer.prepare_conditions()
-        run_folder.write_config(out_dir, config)  # with the settings changed on --resume
-    else:
-        trainer.prepare_conditions()
-        run_folder.write_config(out_dir, config)
+    trainer.prepare_conditions()
+    run_folder.write_config(out_dir, config)  # resumed: with the settings it changed
+    if fresh:
         trainer.save_state()
     return trainer
 
