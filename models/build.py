@@ -23,6 +23,7 @@ import theano.tensor as T
 
 from lib import Model, WrapperLayer
 from lib.checkpoint import CheckpointError, read_checkpoint
+from models import gated_pixel_cnn, masked_pixel_cnn, pixel_conv, pixel_rnn
 from models.pixel_conv import pixelConv
 
 MODEL_NAME = "MNIST.pixelCNN"
@@ -35,12 +36,16 @@ DEFAULT_EMBED_DIM = 16
 # before these settings existed used these values).
 ENCODER_DEFAULTS = {"encoder_dim": 16, "encoder_convs": 2}
 ENCODER_NAME = MODEL_NAME + ".encoder"
-# The fewest layers each model takes. pixelconv and gated count every layer (the 7x7
-# first one and the 1x1 output ones included); the others count residual blocks.
-MIN_LAYERS = {"pixelconv": 2, "gated": 2, "masked": 0, "rowlstm": 1, "diagbilstm": 1}
+# The fewest layers each model takes, as its module defines it. pixelconv and gated
+# count every layer (the 7x7 first one and the 1x1 output ones included); the others
+# count residual blocks.
+MIN_LAYERS = {"pixelconv": pixel_conv.MIN_LAYERS, "gated": gated_pixel_cnn.MIN_LAYERS,
+              "masked": masked_pixel_cnn.MIN_LAYERS, "rowlstm": pixel_rnn.MIN_LAYERS,
+              "diagbilstm": pixel_rnn.MIN_LAYERS}
 NUM_LAYERS_HELP = ("pixelconv, gated: all layers, the 7x7 first one and the 1x1 output "
-                   "ones included (>= 2); masked: residual blocks (>= 0); rowlstm, "
-                   "diagbilstm: LSTM layers, one per residual block (>= 1)")
+                   "ones included (>= {pixelconv}); masked: residual blocks (>= {masked}); "
+                   "rowlstm, diagbilstm: LSTM layers, one per residual block (>= {rowlstm})"
+                   ).format(**MIN_LAYERS)
 
 
 def condition_dim(config):

@@ -73,6 +73,7 @@ from lib.layers import Conv2D, Layer, WrapperLayer, channel_groups, gated_channe
 
 FIRST_FILTER_SIZE = 7  # layer 1's window width (4 rows above, 3 pixels to the left)
 FILTER_SIZE = 3        # later layers: 2x3 vertical, 1x2 horizontal
+MIN_LAYERS = 2         # layer 1 and one 1x1 output layer at least
 
 
 def gate(pre, dim):
@@ -108,8 +109,9 @@ def check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim=1,
     if input_dim < 1 or (DIM is not None and DIM < input_dim):
         raise ValueError("need 1 <= input_dim <= DIM (one group of maps per colour), got "
                          "input_dim={}, DIM={}".format(input_dim, DIM))
-    if num_layers < 2:
-        raise ValueError("GatedPixelCNN needs num_layers >= 2, got {}".format(num_layers))
+    if num_layers < MIN_LAYERS:
+        raise ValueError("GatedPixelCNN needs num_layers >= {}, got {}".format(
+            MIN_LAYERS, num_layers))
     if Q_LEVELS < 2:
         raise ValueError("Q_LEVELS must be >= 2, got {}".format(Q_LEVELS))
     if (condition is None) != (condition_dim == 0):

@@ -47,6 +47,7 @@ from lib.ops import apply_activation
 
 FIRST_FILTER_SIZE = 7
 FILTER_SIZE = 3
+MIN_LAYERS = 0  # residual blocks; 0 leaves the 7x7 layer and the output head
 
 
 def image_to_maps(X):
@@ -137,8 +138,8 @@ class MaskedPixelCNN(MaskedStack):
                  activation="relu", name=""):
         MaskedStack.__init__(self, input_dim, name)
         check_sizes(input_dim, DIM, Q_LEVELS)
-        if num_layers < 0:
-            raise ValueError("num_layers must be >= 0, got {}".format(num_layers))
+        if num_layers < MIN_LAYERS:
+            raise ValueError("num_layers must be >= {}, got {}".format(MIN_LAYERS, num_layers))
         X = self.first_layer(input_layer.output(), input_dim, DIM)
         h = DIM // 2
         self.hidden_maps = [X]  # (batch, DIM, H, W) after each layer

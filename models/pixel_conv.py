@@ -37,12 +37,13 @@ from lib.ops import apply_activation
 
 FIRST_FILTER_SIZE = 7  # the first layer's effective k x k window
 FILTER_SIZE = 3        # every later layer's
+MIN_LAYERS = 2         # the 7x7 first layer and one 1x1 output layer at least
 
 
 def check_arguments(num_layers, Q_LEVELS):
     """Raise ValueError for sizes no pixelConv can have."""
-    if num_layers < 2:
-        raise ValueError("pixelConv needs num_layers >= 2, got {}".format(num_layers))
+    if num_layers < MIN_LAYERS:
+        raise ValueError("pixelConv needs num_layers >= {}, got {}".format(MIN_LAYERS, num_layers))
     if Q_LEVELS is not None and Q_LEVELS < 2:
         raise ValueError("Q_LEVELS must be None or >= 2, got {}".format(Q_LEVELS))
 

@@ -55,6 +55,7 @@ from lib.skew import skew, unskew
 from models.masked_pixel_cnn import MaskedStack, check_sizes
 
 GATES = 4  # input, forget, output, candidate
+MIN_LAYERS = 1  # LSTM layers, one per residual block
 
 
 def shift_down(X):
@@ -225,8 +226,8 @@ class PixelRNN(MaskedStack):
         check_sizes(input_dim, DIM, Q_LEVELS)
         h = DIM // 2
         check_hidden(h, input_dim)
-        if num_layers < 1:
-            raise ValueError("num_layers must be >= 1, got {}".format(num_layers))
+        if num_layers < MIN_LAYERS:
+            raise ValueError("num_layers must be >= {}, got {}".format(MIN_LAYERS, num_layers))
         X = self.first_layer(input_layer.output(), input_dim, DIM)
         self.hidden_maps = [X]  # (batch, DIM, H, W) after each layer
         for n in range(1, num_layers + 1):
