@@ -73,7 +73,7 @@ from lib.layers import Conv2D, Layer, WrapperLayer, channel_groups, gated_channe
 
 FIRST_FILTER_SIZE = 7  # layer 1's window width (4 rows above, 3 pixels to the left)
 FILTER_SIZE = 3        # later layers: 2x3 vertical, 1x2 horizontal
-MIN_LAYERS = 2         # layer 1 and one 1x1 output layer at least
+MIN_LAYERS = 2         # num_layers - 1 stack layers: 2 leaves only layer 1
 
 
 def gate(pre, dim):

@@ -37,7 +37,7 @@ from lib.ops import apply_activation
 
 FIRST_FILTER_SIZE = 7  # the first layer's effective k x k window
 FILTER_SIZE = 3        # every later layer's
-MIN_LAYERS = 2         # the 7x7 first layer and one 1x1 output layer at least
+MIN_LAYERS = 2         # num_layers - 1 stack layers: 2 leaves only the 7x7 first one
 
 
 def check_arguments(num_layers, Q_LEVELS):
