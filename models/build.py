@@ -36,9 +36,8 @@ DEFAULT_EMBED_DIM = 16
 # before these settings existed used these values).
 ENCODER_DEFAULTS = {"encoder_dim": 16, "encoder_convs": 2}
 ENCODER_NAME = MODEL_NAME + ".encoder"
-# The fewest layers each model takes, as its module defines it. pixelconv and gated
-# count every layer (the 7x7 first one and the 1x1 output ones included); the others
-# count residual blocks.
+# The fewest layers each model takes, as its module defines it (NUM_LAYERS_HELP says
+# what each model's count counts).
 MIN_LAYERS = {"pixelconv": pixel_conv.MIN_LAYERS, "gated": gated_pixel_cnn.MIN_LAYERS,
               "masked": masked_pixel_cnn.MIN_LAYERS, "rowlstm": pixel_rnn.MIN_LAYERS,
               "diagbilstm": pixel_rnn.MIN_LAYERS}
@@ -155,15 +154,13 @@ def build(config, graph="faithful"):
         layer = FastGatedPixelCNN(*args, config["q_levels"], condition=H, condition_dim=cdim,
                                   **kwargs)
     elif kind == "gated":
-        from models.gated_pixel_cnn import GatedPixelCNN
-        layer = GatedPixelCNN(*args, config["q_levels"], condition=H, condition_dim=cdim,
-                              **kwargs)
+        layer = gated_pixel_cnn.GatedPixelCNN(*args, config["q_levels"], condition=H,
+                                              condition_dim=cdim, **kwargs)
     elif kind == "masked":
-        from models.masked_pixel_cnn import MaskedPixelCNN
-        layer = MaskedPixelCNN(*args, Q_LEVELS=config["q_levels"], **kwargs)
+        layer = masked_pixel_cnn.MaskedPixelCNN(*args, Q_LEVELS=config["q_levels"], **kwargs)
     else:
-        from models.pixel_rnn import DiagonalBiLSTMPixelRNN, RowLSTMPixelRNN
-        cls = RowLSTMPixelRNN if kind == "rowlstm" else DiagonalBiLSTMPixelRNN
+        cls = (pixel_rnn.RowLSTMPixelRNN if kind == "rowlstm"
+               else pixel_rnn.DiagonalBiLSTMPixelRNN)
         layer = cls(*args, Q_LEVELS=config["q_levels"], **kwargs)
     model = Model(name=MODEL_NAME)
     model.add_layer(layer)
