@@ -181,6 +181,11 @@ def load_checkpoint(args):
     for key in ("num_layers", "dim", "input_dim", "q_levels"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
+    limit = builder.condition_map_shape(config)
+    if limit is not None and (args.height > limit[0] or args.width > limit[1]):
+        raise UsageError("{} has a condition map of {} x {} positions: --height and --width "
+                         "can be at most that, got {} x {}".format(
+                             args.checkpoint, limit[0], limit[1], args.height, args.width))
     return config, weights
 
 

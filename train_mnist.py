@@ -70,6 +70,10 @@ def build_parser():
                    help="triplet-loss Adam steps (batches of 32 triplets) for the encoder")
     m.add_argument("--margin", type=float, default=0.2,
                    help="triplet-loss margin between same- and different-digit distances")
+    m.add_argument("--condition-map", type=int, default=0, metavar="K",
+                   help="with a condition: also give every gate a per-position bias from a "
+                        "learned (28, 28, K) map mixed with K features of the condition "
+                        "(0: none, the original's per-image bias only)")
     m.add_argument("--num-layers", type=int, default=10,
                    help="depth; " + builder.NUM_LAYERS_HELP)
     m.add_argument("--dim", type=int, default=32,
@@ -141,7 +145,7 @@ def build_parser():
 _MINIMUMS = (("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
              ("epochs", 1), ("train_limit", 1), ("valid_limit", 1), ("grad_clip", 0),
              ("samples_every", 0), ("state_every", 0), ("embed_dim", 1), ("encoder_dim", 1),
-             ("encoder_convs", 1), ("encoder_steps", 0),
+             ("encoder_convs", 1), ("encoder_steps", 0), ("condition_map", 0),
              ("margin", 0), ("time_budget", 0.01), ("seed", 0))
 
 
@@ -159,6 +163,8 @@ def parse_args(argv=None):
     if args.num_layers < builder.MIN_LAYERS[args.model]:
         p.error("--num-layers must be at least {} for --model {}, got {}".format(
             builder.MIN_LAYERS[args.model], args.model, args.num_layers))
+    if args.condition_map and args.conditional == "none" and not args.resume:
+        p.error("--condition-map needs a condition: add --conditional class or embedding")
     if args.seed > MAX_SEED:
         p.error("--seed must be at most {}, got {}".format(MAX_SEED, args.seed))
     explicit = build_parser()

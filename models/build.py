@@ -3,7 +3,9 @@
 A config is ``{"model", "input_dim", "dim", "num_layers", "q_levels"}`` plus,
 for the gated model, ``"conditional": "none" | "class" | "embedding"`` (with
 ``"embed_dim"``, ``"encoder_dim"``, ``"encoder_convs"``: the model then carries
-a conv encoder f, models/encoder.py, and is conditioned on f(image)). Models:
+a conv encoder f, models/encoder.py, and is conditioned on f(image)), and
+optionally ``"condition_map": K`` (a per-position bias from the condition,
+models/gated_pixel_cnn.py). Models:
 
     pixelconv   the faithful pixelConv (models/pixel_conv.py)
     gated       gated stacks, optionally class-conditional (models/gated_pixel_cnn.py)
@@ -36,6 +38,8 @@ DEFAULT_EMBED_DIM = 16
 # before these settings existed used these values).
 ENCODER_DEFAULTS = {"encoder_dim": 16, "encoder_convs": 2}
 ENCODER_NAME = MODEL_NAME + ".encoder"
+# A condition map (config "condition_map": K) covers the 28 x 28 MNIST image.
+CONDITION_MAP_SIZE = (28, 28)
 # The fewest layers each model takes, as its module defines it (NUM_LAYERS_HELP says
 # what each model's count counts).
 MIN_LAYERS = {"pixelconv": pixel_conv.MIN_LAYERS, "gated": gated_pixel_cnn.MIN_LAYERS,
@@ -57,6 +61,16 @@ def condition_dim(config):
         raise ValueError("only the gated model can be conditioned (--model gated)")
     return {"none": 0, "class": NUM_CLASSES,
             "embedding": config.get("embed_dim", DEFAULT_EMBED_DIM)}[conditional]
+
+
+def condition_map_shape(config):
+    """(H, W, K) of the model's condition map, or None (``config["condition_map"]``: K)."""
+    k = config.get("condition_map", 0)
+    if not k:
+        return None
+    if config.get("conditional", "none") == "none":
+        raise ValueError("a condition map needs a condition (--conditional class or embedding)")
+    return CONDITION_MAP_SIZE + (int(k),)
 
 
 def one_hot(labels, num_classes=NUM_CLASSES):
@@ -152,10 +166,12 @@ def build(config, graph="faithful"):
     elif kind == "gated" and fast:
         from models.fast_gated_pixel_cnn import FastGatedPixelCNN
         layer = FastGatedPixelCNN(*args, config["q_levels"], condition=H, condition_dim=cdim,
-                                  **kwargs)
+                                  condition_map=condition_map_shape(config), **kwargs)
     elif kind == "gated":
         layer = gated_pixel_cnn.GatedPixelCNN(*args, config["q_levels"], condition=H,
-                                              condition_dim=cdim, **kwargs)
+                                              condition_dim=cdim,
+                                              condition_map=condition_map_shape(config),
+                                              **kwargs)
     elif kind == "masked":
         layer = masked_pixel_cnn.MaskedPixelCNN(*args, Q_LEVELS=config["q_levels"], **kwargs)
     else:

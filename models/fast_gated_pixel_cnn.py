@@ -10,16 +10,18 @@ channels)`` matrices, each convolution one product with a patch matrix
 read through two row offsets instead of two crops.
 
 One product computes the whole pre-activation of a horizontal layer,
-``hconv(h_in) + v2h(vertical rows < r) + V_h^T h`` plus both biases: the
-patch matrix holds, side by side, the horizontal taps, the vertical map at
-the same position and the condition vector of the image.
+``hconv(h_in) + v2h(vertical rows < r) + V_h^T h`` (``+ S . M_h`` with a
+condition map) plus both biases: the patch matrix holds, side by side, the
+horizontal taps, the vertical map at the same position, the condition vector
+of the image and the condition map's row at the position.
 """
 import theano.tensor as T
 
 from lib.gate import gate
 from lib.channels_last import activate, as_map, conv1x1, conv_sum, conv_weights, to_map
 from lib.layers import Layer
-from models.gated_pixel_cnn import check_arguments, colour_mask, condition_matrix
+from models.gated_pixel_cnn import (check_arguments, colour_mask, condition_matrix,
+                                    spatial_condition)
 
 FIRST_FILTER_SIZE = 7
 FILTER_SIZE = 3
@@ -29,24 +31,29 @@ class FastGatedPixelCNN(Layer):
     """Channels-last GatedPixelCNN; constructor and parameters as ``GatedPixelCNN``'s.
 
     input_layer: output ``(batch, H, W, input_dim)``; condition: ``(batch,
-    condition_dim)`` or None. ``output()``: logits ``(batch, H, W, input_dim,
-    Q_LEVELS)``.
+    condition_dim)`` or None; condition_map: None or ``(H, W, K)``.
+    ``output()``: logits ``(batch, H, W, input_dim, Q_LEVELS)``.
     """
 
     def __init__(self, input_layer, input_dim, DIM, Q_LEVELS, num_layers=10,
-                 condition=None, condition_dim=0, name=""):
+                 condition=None, condition_dim=0, name="", condition_map=None):
         Layer.__init__(self, name)
-        check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim, DIM)
+        check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim, DIM,
+                        condition_map)
         self.DIM, self.num_layers = DIM, num_layers
         self.input_dim, self.Q_LEVELS = input_dim, Q_LEVELS
         self.condition, self.condition_dim = condition, condition_dim
+        self.condition_map = condition_map
 
         X = input_layer.output()                          # (batch, H, W, input_dim)
         self.shape = (X.shape[0], X.shape[1], X.shape[2])
         batch, height, width = self.shape
         if condition is not None:                         # h at every position
-            self.condition_map = as_map(T.alloc(condition.dimshuffle(0, "x", "x", 1),
-                                                batch, height, width, condition_dim))
+            self.condition_tiled = as_map(T.alloc(condition.dimshuffle(0, "x", "x", 1),
+                                                  batch, height, width, condition_dim))
+        if condition_map is not None:
+            self.spatial = spatial_condition(self.params, name, condition, condition_dim,
+                                             condition_map, height, width)  # (batch, H, W, K)
         pixels = as_map(X)
 
         k = FIRST_FILTER_SIZE
@@ -85,6 +92,15 @@ class FastGatedPixelCNN(Layer):
         self.params.append(V)
         return V
 
+    def _map_weights(self, stack, i):
+        """W of ``<stack>condmap<i>`` (K, 2p) with a condition map, else None."""
+        if self.condition_map is None:
+            return None
+        M = condition_matrix(self.condition_map[2], 2 * self.DIM,
+                             "%s.%scondmap%d.W" % (self.name, stack, i))
+        self.params.append(M)
+        return M
+
     # ----- layers ------------------------------------------------------------------
     def _vertical(self, x, n_in, size, i):
         """Vertical layer i on the map x: returns the gated map (rows <= r) and the
@@ -97,6 +113,10 @@ class FastGatedPixelCNN(Layer):
                      batch, height + 1, width)            # (batch, H + 1, W, 2p)
         V = self._condition_weights("v", i)
         gate_in = pre if V is None else pre + T.dot(self.condition, V)[:, None, None, :]
+        M = self._map_weights("v", i) if V is not None else None
+        if M is not None:   # pre row r + 1 is image row r
+            bias = T.dot(self.spatial, M)
+            gate_in = T.inc_subtensor(gate_in[:, 1:], bias)
         v2h_filter, v2h_bias, _ = self._conv_weights("v2h%d" % i,
                                                      (2 * self.DIM, 2 * self.DIM, 1, 1))
         return as_map(gate(gate_in), 1, 0), (pre, v2h_filter, v2h_bias)
@@ -107,7 +127,10 @@ class FastGatedPixelCNN(Layer):
         terms = [conv_term, ([as_map(pre, 0, 1)], v2h_filter[:, :, 0, 0].T, None, None)]
         V = self._condition_weights("h", i)
         if V is not None:
-            terms.append(([self.condition_map], V, None, None))
+            terms.append(([self.condition_tiled], V, None, None))
+            M = self._map_weights("h", i)
+            if M is not None:
+                terms.append(([as_map(self.spatial)], M, None, None))
         return gate(conv_sum(terms, [conv_bias, v2h_bias]))
 
     def output(self):

@@ -21,6 +21,15 @@ pre-activation maps (before the gate and without the condition), and the
 condition enters each stack's gate as a learned per-image bias
 ``h . V`` of 2p values, added at every position.
 
+Optionally (``condition_map = (H, W, K)``, not in the original code) the
+condition also gets a say in *where* things go, as in the paper's
+location-dependent conditioning: a learned map P (H, W, K) of the positions
+is mixed with K features of the condition, ``S[r, c] = P[r, c] * (h . A)``,
+and every gate adds ``S[r, c] . M`` (M: K x 2p per layer and stack) at
+position (r, c). S depends on the condition and the position only, never on
+pixels, so causality is untouched. An image smaller than (H, W) uses P's top
+left corner.
+
 Causality uses the shift/crop trick of ``models.pixel_conv`` (read its module
 docstring): the vertical convolutions run unmasked on zero-padded maps, and
 the row-shifted crop (row r sees image rows < r) feeds the link, the other
@@ -47,6 +56,9 @@ Parameters (``<name>.<layer>.filter`` / ``.b``, filters
     combined_stack2 (input_dim * Q_LEVELS, p, 1, 1)  linear
     with a condition, for every layer i = 1 .. num_layers-1:
     vcond{i}.W, hcond{i}.W  (condition_dim, 2p)
+    with a condition map, first condmap.W  (condition_dim, K), condmap.P  (H, W, K),
+    and after each cond matrix: vcondmap{i}.W, hcondmap{i}.W  (K, 2p) (none after
+    the last layer's vertical gate, which has no vcond either)
 
 As in pixelConv, ``num_layers`` counts the stack layers plus the output
 layers: there are ``num_layers - 1`` stack layers.
@@ -104,8 +116,13 @@ def colour_mask(suffix, input_dim, DIM, Q_LEVELS):
     return groups.get(kind, (None, None))
 
 
-def check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim=1, DIM=None):
+def check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim=1, DIM=None,
+                    condition_map=None):
     """Raise ValueError for sizes no gated network can have."""
+    if condition_map is not None and (condition is None or len(condition_map) != 3
+                                      or min(condition_map) < 1):
+        raise ValueError("condition_map must be (height, width, K >= 1) and needs a "
+                         "condition, got {}".format(condition_map))
     if input_dim < 1 or (DIM is not None and DIM < input_dim):
         raise ValueError("need 1 <= input_dim <= DIM (one group of maps per colour), got "
                          "input_dim={}, DIM={}".format(input_dim, DIM))
@@ -124,11 +141,28 @@ def condition_matrix(condition_dim, out_dim, name):
     return theano.shared(uniform(stdev, (condition_dim, out_dim)), name=name)
 
 
+def spatial_condition(params, name, condition, condition_dim, condition_map, height, width):
+    """Condition map S (batch, height, width, K) for ``condition_map = (H, W, K)``:
+    ``S[b, r, c] = P[r, c] * (h_b . A)``, a rank-K mix of a learned per-position
+    map P (H, W, K), initially all ones, and the condition's K features
+    ``h . A``. Images smaller than (H, W) use P's top left corner. Appends A
+    (``condmap.W``) and P (``condmap.P``) to ``params``."""
+    rows, cols, k = condition_map
+    A = condition_matrix(condition_dim, k, name + ".condmap.W")
+    P = theano.shared(numpy.ones((rows, cols, k), dtype=theano.config.floatX),
+                      name=name + ".condmap.P")
+    params += [A, P]
+    corner = P[:height, :width]
+    return corner.dimshuffle("x", 0, 1, 2) * T.dot(condition, A).dimshuffle(0, "x", "x", 1)
+
+
 class GatedPixelCNN(Layer):
     """Gated PixelCNN with vertical/horizontal stacks and an optional condition.
 
     input_layer: a layer whose output is ``(batch, H, W, input_dim)``;
-    condition: a symbolic ``(batch, condition_dim)`` matrix or None.
+    condition: a symbolic ``(batch, condition_dim)`` matrix or None;
+    condition_map: None or ``(H, W, K)``, the per-position bias of the module
+    docstring (needs a condition).
     ``output()``: logits ``(batch, H, W, input_dim, Q_LEVELS)``.
 
     For tests and the cached sampler the intermediate maps are kept, one per
@@ -139,16 +173,23 @@ class GatedPixelCNN(Layer):
     """
 
     def __init__(self, input_layer, input_dim, DIM, Q_LEVELS, num_layers=10,
-                 condition=None, condition_dim=0, name=""):
+                 condition=None, condition_dim=0, name="", condition_map=None):
         Layer.__init__(self, name)
-        check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim, DIM)
+        check_arguments(num_layers, Q_LEVELS, condition, condition_dim, input_dim, DIM,
+                        condition_map)
         self.input_dim, self.DIM, self.Q_LEVELS = input_dim, DIM, Q_LEVELS
         self.num_layers, self.condition, self.condition_dim = num_layers, condition, condition_dim
+        self.condition_map = condition_map
         self.convs = {}       # layer name -> Conv2D
-        self.cond_params = {}  # "vcond{i}" / "hcond{i}" -> shared (condition_dim, 2p)
+        self.cond_params = {}  # "vcond{i}" / "hcond{i}" -> shared (condition_dim, 2p),
+        #                        "vcondmap{i}" / "hcondmap{i}" -> shared (K, 2p)
         self.vertical_maps, self.above_maps, self.horizontal_maps = [], [], []
 
         self.X = input_layer.output().dimshuffle(0, 3, 1, 2)  # (batch, input_dim, H, W)
+        if condition_map is not None:
+            self.spatial = spatial_condition(self.params, name, condition, condition_dim,
+                                             condition_map, self.X.shape[2],
+                                             self.X.shape[3])  # (batch, H, W, K)
         X_v, X_h = self._first_layer()
         for i in range(2, num_layers):
             X_v, X_h = self._block(i, X_v, X_h)
@@ -174,7 +215,15 @@ class GatedPixelCNN(Layer):
         V = condition_matrix(self.condition_dim, 2 * self.DIM, "%s.%s.W" % (self.name, suffix))
         self.cond_params[suffix] = V
         self.params.append(V)
-        return pre + T.dot(self.condition, V)[:, :, None, None]
+        pre = pre + T.dot(self.condition, V)[:, :, None, None]
+        if self.condition_map is None:
+            return pre
+        suffix = "%scondmap%d" % (stack, i)
+        M = condition_matrix(self.condition_map[2], 2 * self.DIM,
+                             "%s.%s.W" % (self.name, suffix))
+        self.cond_params[suffix] = M
+        self.params.append(M)
+        return pre + T.dot(self.spatial, M).dimshuffle(0, 3, 1, 2)
 
     def _vertical(self, x, n_in, size, i):
         """Vertical layer i on x (batch, n_in, H, W): returns (gated map, rows <= r;
@@ -229,7 +278,8 @@ class GatedPixelCNN(Layer):
 def infer_gated_config(arrays):
     """Config of the GatedPixelCNN whose parameters are ``{name: ndarray}``:
     ``{"model": "gated", "input_dim", "dim", "num_layers", "q_levels", "condition_dim"}``
-    (condition_dim 0 when unconditional)."""
+    (condition_dim 0 when unconditional), plus ``"condition_map": K`` when the
+    parameters hold a condition map."""
     layers = [int(m.group(1)) for m in
               (re.match(r".*\.vstack(\d+)\.filter$", n) for n in arrays) if m]
     first = [n for n in arrays if n.endswith(".vstack1.filter")]
@@ -244,6 +294,10 @@ def infer_gated_config(arrays):
         raise ValueError("combined_stack2 has {} outputs, not a multiple of input_dim {}".format(
             out_dim, input_dim))
     cond = [n for n in arrays if n.endswith(".hcond1.W")]
-    return {"model": "gated", "input_dim": int(input_dim), "dim": int(two_dim // 2),
-            "num_layers": max(layers) + 1, "q_levels": int(out_dim // input_dim),
-            "condition_dim": int(arrays[cond[0]].shape[0]) if cond else 0}
+    config = {"model": "gated", "input_dim": int(input_dim), "dim": int(two_dim // 2),
+              "num_layers": max(layers) + 1, "q_levels": int(out_dim // input_dim),
+              "condition_dim": int(arrays[cond[0]].shape[0]) if cond else 0}
+    maps = [n for n in arrays if n.endswith(".condmap.P")]
+    if maps:
+        config["condition_map"] = int(arrays[maps[0]].shape[2])
+    return config

@@ -14,7 +14,9 @@ the gated block of ``models.gated_pixel_cnn``:
   or columns j-1, j of the layer below, and the horizontal condition bias.
 
 The condition is fixed per image: its biases ``h . V`` (2p values per layer
-and stack) are computed once in ``start``. NumPy float32 throughout, in the
+and stack) are computed once in ``start``, and so is a condition map's S
+(batch, map rows, width, K), whose bias ``S . M`` is taken for the current row
+(vertical) or pixel (horizontal). NumPy float32 throughout, in the
 layers' order of operations, so that the logits agree with Theano's to
 float32 rounding and the inverse-CDF draws (``sampling.draws``, in the loop
 of ``sampling.cached``) give the naive sampler's images for the same seed.
@@ -56,6 +58,10 @@ class CachedGatedPixelCNN(CachedEvaluator):
 
         self.conditional = prefix + ".hcond1.W" in weights
         self.condition_dim = get("hcond1", ".W").shape[0] if self.conditional else 0
+        # the condition map (models.gated_pixel_cnn.spatial_condition): A and P
+        self.has_map = prefix + ".condmap.P" in weights
+        if self.has_map:
+            self.map_weights = (get("condmap", ".W"), get("condmap", ".P"))
         k = FIRST_FILTER_SIZE // 2 + self.sees_current_pixel   # pixels j-3 .. j-1 (and j)
         hw, hb = get("hstack1")
         self.h1 = (tap_matrix(hw, range(k)), hb)                 # (k * input_dim, 2p)
@@ -71,6 +77,10 @@ class CachedGatedPixelCNN(CachedEvaluator):
                 # the last vertical gate feeds nothing, so it has no condition matrix
                 layer["vcond"] = get("vcond%d" % i, ".W") if i < num_layers - 1 \
                     else numpy.zeros_like(layer["hcond"])
+            if self.has_map:
+                layer["hmap"] = get("hcondmap%d" % i, ".W")
+                layer["vmap"] = get("vcondmap%d" % i, ".W") if i < num_layers - 1 \
+                    else numpy.zeros_like(layer["hmap"])
             self.layers.append(layer)
         self.c1, self.c2 = get("combined_stack1"), get("combined_stack2")
 
@@ -87,15 +97,31 @@ class CachedGatedPixelCNN(CachedEvaluator):
                 self.condition_dim))
         h = numpy.broadcast_to(numpy.asarray(condition, dtype=F32),
                                (batch, self.condition_dim))
+        if self.has_map:   # S (batch, map rows, width, K); its biases are taken row by row
+            A, P = self.map_weights
+            if self.width > P.shape[1]:
+                raise ValueError("the condition map covers {} columns, not {}".format(
+                    P.shape[1], self.width))
+            self.spatial = (P[None, :, :self.width] * h.dot(A)[:, None, None, :]).astype(F32)
         return [(h.dot(layer["vcond"])[:, None].astype(F32),
                  h.dot(layer["hcond"])[:, None].astype(F32)) for layer in self.layers]
+
+    def _map_bias(self, n, stack, row, column=None):
+        """Layer n's condition-map bias at image row ``row``: (batch, W, 2p), or
+        (batch, 2p) at one ``column``; 0 without a map."""
+        if not self.has_map:
+            return 0
+        s = self.spatial[:, row] if column is None else self.spatial[:, row, column]
+        return s.dot(self.layers[n][stack + "map"]).astype(F32)
 
     # ----- vertical stack: one row per layer per image row ---------------------------
     def start(self, batch, width, condition=None):
         """Reset the caches for a new batch; condition (batch, condition_dim) or
         (condition_dim,) for all images, None when unconditional."""
         k = FIRST_FILTER_SIZE // 2
+        self.width = width
         self.biases = self._condition_biases(batch, condition)
+        self.row = 0   # the image row being drawn
         # image rows i-3..i and, per layer, gated vertical rows i-1..i: zero padding at first
         self.image_rows = numpy.zeros((batch, k + 1, width, self.input_dim), dtype=F32)
         self.v_rows = [numpy.zeros((batch, 2, width, self.dim), dtype=F32)
@@ -123,8 +149,11 @@ class CachedGatedPixelCNN(CachedEvaluator):
             pre = row_conv(below, layer["v"][0], layer["v"][1], pad)        # (batch, W, 2p)
             above.append(pointwise(pre, layer["v2h"]))
             if image_row is not None:
-                self.v_rows[n] = push(self.v_rows[n], gate(pre + self.biases[n][0]))
+                self.v_rows[n] = push(self.v_rows[n], gate(
+                    pre + self.biases[n][0] + self._map_bias(n, "v", self.row)))
             below, pad = self.v_rows[n], FILTER_SIZE // 2
+        if image_row is not None:
+            self.row += 1
         return above
 
     # ----- horizontal stack: one column per layer per pixel ---------------------------
@@ -143,14 +172,16 @@ class CachedGatedPixelCNN(CachedEvaluator):
         weight, bias = self.h1
         taps = self.row_inputs[:, j:j + k].reshape(batch, -1)   # pixels j-3 .. j-1 (and j)
         pre = taps.dot(weight) + bias
-        h = gate(pre + self.above[0][:, j] + self.biases[0][1][:, 0])
+        h = gate(pre + self.above[0][:, j] + self.biases[0][1][:, 0]
+                 + self._map_bias(0, "h", self.row, j))
         self.h[0][:, j + 1] = h
         for n in range(1, len(self.layers)):
             layer = self.layers[n]
             weight, bias = layer["h"]
             prev = self.h[n - 1][:, j:j + 2].reshape(batch, -1)  # columns j-1 and j
             pre = prev.dot(weight) + bias
-            gated = gate(pre + self.above[n][:, j] + self.biases[n][1][:, 0])
+            gated = gate(pre + self.above[n][:, j] + self.biases[n][1][:, 0]
+                         + self._map_bias(n, "h", self.row, j))
             h = pointwise(gated, layer["h2h"]) + h
             self.h[n][:, j + 1] = h
         hidden = leaky_relu(pointwise(h, self.c1))

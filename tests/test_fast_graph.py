@@ -116,20 +116,22 @@ def test_fast_pixel_conv_reproduces_the_recorded_outputs(small_fixture):
 
 # ----- gated --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("num_layers, height, width, q_levels, input_dim, condition_dim", [
-    (2, 6, 6, 2, 1, 0),
-    (4, 7, 11, 4, 1, 10),
-    (3, 5, 9, 8, 3, 4),
-])
+@pytest.mark.parametrize("num_layers, height, width, q_levels, input_dim, condition_dim, "
+                         "condition_map", [
+                             (2, 6, 6, 2, 1, 0, None),
+                             (4, 7, 11, 4, 1, 10, (9, 12, 3)),  # the map's corner is used
+                             (3, 5, 9, 8, 3, 4, None),
+                         ])
 def test_fast_gated_equals_gated(num_layers, height, width, q_levels, input_dim,
-                                 condition_dim):
+                                 condition_dim, condition_map):
     X, X_r = T.tensor4("X"), T.itensor4("X_r")
     H = T.matrix("H") if condition_dim else None
     layers = []
     for cls in (GatedPixelCNN, FastGatedPixelCNN):
         numpy.random.seed(12)
         layers.append(cls(WrapperLayer(X), input_dim, 5, q_levels, num_layers=num_layers,
-                          condition=H, condition_dim=condition_dim, name="g"))
+                          condition=H, condition_dim=condition_dim, name="g",
+                          condition_map=condition_map))
     fn = twin_step(*layers, X, X_r, H)
     args = list(random_batch(3, height, width, input_dim, q_levels))
     if condition_dim:

@@ -25,8 +25,9 @@ from tests.compiling import compile_light
 from tests.test_causality import assert_causal_without_blind_spot, window
 
 PREFIX = "test.gated"
-CONFIGS = [  # (num_layers, q_levels, dim, condition_dim); condition_dim 0: unconditional
-    (2, 2, 4, 3), (3, 5, 4, 4), (4, 8, 6, 5), (3, 3, 4, 0)]
+CONFIGS = [  # (num_layers, q_levels, dim, condition_dim, condition map channels K)
+    (2, 2, 4, 3, 0), (3, 5, 4, 4, 0), (4, 8, 6, 5, 0), (3, 3, 4, 0, 0), (3, 4, 4, 3, 2)]
+MAP_SIZE = (9, 9)  # the condition map's (H, W): every test image fits in it
 TOL = dict(rtol=1e-4, atol=1e-5)
 
 
@@ -39,14 +40,16 @@ class Net(object):
     per-layer maps (batch, channels, H, W).
     """
 
-    def __init__(self, num_layers, q_levels, dim, condition_dim):
+    def __init__(self, num_layers, q_levels, dim, condition_dim, map_channels):
         self.num_layers, self.q_levels, self.dim = num_layers, q_levels, dim
-        self.condition_dim = condition_dim
+        self.condition_dim, self.map_channels = condition_dim, map_channels
         numpy.random.seed(10 * num_layers + condition_dim)
         X, H = T.tensor4("X"), T.matrix("H")
         self.layer = GatedPixelCNN(WrapperLayer(X), 1, dim, q_levels, num_layers=num_layers,
                                    condition=H if condition_dim else None,
-                                   condition_dim=condition_dim, name=PREFIX)
+                                   condition_dim=condition_dim, name=PREFIX,
+                                   condition_map=MAP_SIZE + (map_channels,) if map_channels
+                                   else None)
         for p in self.layer.params:  # random biases too, so that nothing is trivially zero
             p.set_value(floatX(numpy.random.uniform(-0.6, 0.6, p.get_value().shape)))
         self.weights = {p.name: p.get_value() for p in self.layer.params}
@@ -82,7 +85,8 @@ class Net(object):
 
 
 @pytest.fixture(scope="module", params=CONFIGS,
-                ids=lambda c: "L{}-Q{}-C{}".format(c[0], c[1], c[3]))
+                ids=lambda c: "L{}-Q{}-C{}{}".format(c[0], c[1], c[3],
+                                                    "-M%d" % c[4] if c[4] else ""))
 def net(request):
     return Net(*request.param)
 
@@ -163,6 +167,9 @@ def test_unconditional_network_rejects_and_needs_no_condition():
         GatedPixelCNN(WrapperLayer(T.tensor4()), 1, 4, 2, num_layers=2, condition=T.matrix())
     with pytest.raises(ValueError, match="condition"):
         GatedPixelCNN(WrapperLayer(T.tensor4()), 1, 4, 2, num_layers=2, condition_dim=3)
+    with pytest.raises(ValueError, match="condition_map"):
+        GatedPixelCNN(WrapperLayer(T.tensor4()), 1, 4, 2, num_layers=2,
+                      condition_map=(5, 5, 2))
 
 
 # ----- one block against NumPy -----------------------------------------------------------
@@ -179,8 +186,9 @@ def correlate(x, weight, bias, pad):
 
 
 def numpy_gate(pre, bias):
-    """tanh(a) * sigmoid(b) of pre (batch, 2p, H, W) + bias (batch, 2p) -> (batch, p, H, W)."""
-    a = pre + bias[:, :, None, None]
+    """tanh(a) * sigmoid(b) of pre (batch, 2p, H, W) + bias (batch, 2p, 1 or H, 1 or W)
+    -> (batch, p, H, W)."""
+    a = pre + bias
     p = a.shape[1] // 2
     return numpy.tanh(a[:, :p]) / (1.0 + numpy.exp(-a[:, p:]))
 
@@ -192,13 +200,20 @@ def reference_layer(w, n, x, h, v_in, h_in):
         key = "%s.%s%d" % (PREFIX, layer, n)
         return numpy.float64(w[key + ".filter"]), numpy.float64(w[key + ".b"])
 
-    def cond(stack):  # (batch, 2p) bias of the condition; zero when unconditional
+    height, width = x.shape[1:3]
+
+    def cond(stack):  # (batch, 2p, 1, 1) or (batch, 2p, H, W) bias; zero when unconditional
         key = "%s.%scond%d.W" % (PREFIX, stack, n)
         if h is None or key not in w:  # the last vertical gate has no condition matrix
-            return numpy.zeros((len(x), len(w[PREFIX + ".v2h1.b"])))
-        return numpy.float64(h).dot(w[key])
+            return numpy.zeros((len(x), len(w[PREFIX + ".v2h1.b"]), 1, 1))
+        bias = numpy.float64(h).dot(w[key])[:, :, None, None]
+        key = "%s.%scondmap%d.W" % (PREFIX, stack, n)
+        if key in w:  # S[b, r, c, k] = P[r, c, k] * (h_b . A)[k], then S . M
+            A, P = w[PREFIX + ".condmap.W"], w[PREFIX + ".condmap.P"][:height, :width]
+            S = P[None] * numpy.float64(h).dot(A)[:, None, None, :]
+            bias = bias + S.dot(w[key]).transpose(0, 3, 1, 2)
+        return bias
 
-    height, width = x.shape[1:3]
     pad_v = (4, 3) if n == 1 else (2, 1)
     pre = correlate(x.transpose(0, 3, 1, 2) if n == 1 else v_in, *get("vstack"), pad_v)
     above = correlate(pre[:, :, :height], *get("v2h"), (0, 0))
@@ -230,9 +245,12 @@ def test_parameter_names_and_config_round_trip(net):
     for n in range(1, net.num_layers):
         assert {"%s.vstack%d.filter" % (PREFIX, n), "%s.v2h%d.b" % (PREFIX, n)} <= names
         assert ("%s.hcond%d.W" % (PREFIX, n) in names) == bool(net.condition_dim)
-    assert infer_gated_config(net.weights) == {
-        "model": "gated", "input_dim": 1, "dim": net.dim, "num_layers": net.num_layers,
-        "q_levels": net.q_levels, "condition_dim": net.condition_dim}
+        assert ("%s.hcondmap%d.W" % (PREFIX, n) in names) == bool(net.map_channels)
+    expected = {"model": "gated", "input_dim": 1, "dim": net.dim, "num_layers": net.num_layers,
+                "q_levels": net.q_levels, "condition_dim": net.condition_dim}
+    if net.map_channels:
+        expected["condition_map"] = net.map_channels
+    assert infer_gated_config(net.weights) == expected
 
 
 # ----- the cached sampler ----------------------------------------------------------------
@@ -271,6 +289,13 @@ def test_one_condition_vector_serves_all_images(net):
     both = sample_cached(cached(net), 2, 5, 5, condition=numpy.repeat(h, 2, axis=0),
                                seed=3, progress=False)
     numpy.testing.assert_array_equal(one, both)
+
+
+def test_cached_sampler_refuses_images_wider_than_the_condition_map(net):
+    if not net.map_channels:
+        pytest.skip("no condition map")
+    with pytest.raises(ValueError, match="condition map covers 9 columns, not 10"):
+        cached(net).start(2, MAP_SIZE[1] + 1, net.conditions("one-hot", 2))
 
 
 def test_cached_sampler_checks_the_condition(net):

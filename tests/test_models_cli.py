@@ -21,7 +21,8 @@ RUNS = {  # run name -> extra train_mnist arguments
     "gated": ["--model", "gated"],
     "gated-class": ["--model", "gated", "--conditional", "class"],
     "gated-embedding": ["--model", "gated", "--conditional", "embedding", "--embed-dim", "4",
-                        "--encoder-steps", "20", "--encoder-dim", "5", "--encoder-convs", "3"],
+                        "--encoder-steps", "20", "--encoder-dim", "5", "--encoder-convs", "3",
+                        "--condition-map", "2"],
     "masked": ["--model", "masked", "--samples-every", "0"],
     # one LSTM layer (the paper's 1-layer Diagonal BiLSTM): the scans compile slowly
     "rowlstm": ["--model", "rowlstm", "--samples-every", "0", "--num-layers", "1"],
@@ -58,6 +59,10 @@ def test_checkpoint_describes_its_model(trained):
     nll = float(checkpoint.name[len("epoch_001_val_"):-len(".npz")])
     assert numpy.isfinite(nll) and nll > 0
     assert len(arrays) == len(net_params(meta))  # the checkpoint holds exactly the model
+    # the embedding run also has a condition map of 2 channels over the 28 x 28 image
+    assert meta.get("condition_map", 0) == (2 if name == "gated-embedding" else 0)
+    if name == "gated-embedding":
+        assert arrays[PREFIX + ".condmap.P"].shape == (28, 28, 2)
     has_encoder = any(".encoder." in n for n in arrays)
     assert has_encoder == (name == "gated-embedding")
     if has_encoder:  # the encoder is sized as asked: three convolutions of 5 maps
@@ -190,3 +195,9 @@ def test_embedding_generation(trained, data_dir, tmp_path, capsys):  # noqa: F81
         code, io = run_generate(base + ["--out", bad_out] + argv, capsys)
         assert code == 2 and words in io.err, (argv, io.err)
         assert not os.path.exists(bad_out)
+    # its condition map covers 28 x 28 positions, no more
+    code, io = run_generate(["--checkpoint", str(checkpoint), "--out", bad_out, "--height",
+                             "29", "--like-test-index", "0", "--data-dir", str(data_dir),
+                             "--no-verify"], capsys)
+    assert code == 2 and "condition map of 28 x 28 positions" in io.err, io.err
+    assert not os.path.exists(bad_out)

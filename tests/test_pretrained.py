@@ -78,3 +78,25 @@ def test_classifier_loads_and_reads_four_levels():
     assert labels.shape == (3,) and set(labels) <= set(range(10))
     with pytest.raises(evaluate.UsageError, match="grey levels"):
         evaluate.load_classifier(path, 8)
+
+
+RUN_DIRS = sorted(d for d in os.listdir(PRETRAINED) if d.endswith("_run")) \
+    if os.path.isdir(PRETRAINED) else []
+
+
+@pytest.mark.parametrize("run", RUN_DIRS)
+def test_every_run_folder_resumes_and_fits_the_size_limit(run):
+    """Each training state in pretrained/ (also those of runs that ship no checkpoint
+    yet) is whole, describes the model its config.json records, and every file in
+    the folder is under the 3 MB limit."""
+    run_dir = os.path.join(PRETRAINED, run)
+    with open(os.path.join(run_dir, run_folder.CONFIG_FILE)) as f:
+        run_config = json.load(f)
+    for key, value in run_folder.OLD_RUN_DEFAULTS.items():
+        run_config.setdefault(key, value)
+    assert run_folder.check_state_file(run_dir) >= 1
+    state_config, _ = builder.read_network_checkpoint(
+        os.path.join(run_dir, run_folder.STATE_FILE))
+    assert state_config == run_folder.model_description(run_config)
+    for name in os.listdir(run_dir):
+        assert os.path.getsize(os.path.join(run_dir, name)) < 3000000, name

@@ -325,6 +325,8 @@ def test_help_explains_every_option():
     (["--train-limit", "0"], "--train-limit"),
     (["--encoder-convs", "0"], "--encoder-convs must be at least 1"),
     (["--encoder-dim", "0"], "--encoder-dim must be at least 1"),
+    (["--condition-map", "-1"], "--condition-map must be at least 0"),
+    (["--model", "gated", "--condition-map", "4"], "--condition-map needs a condition"),
     (["--dataset", "cifar"], "--dataset"),
     (["--seed", "-1"], "--seed"),
     (["--seed", str(2 ** 32)], "--seed"),

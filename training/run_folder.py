@@ -21,7 +21,7 @@ HISTORY_FILE = "history.json"
 
 # The run's settings, saved in config.json. A resumed run keeps them all; those
 # in CHANGEABLE may be given again with --resume (the others are refused).
-CONFIG_KEYS = ("model", "conditional", "embed_dim", "encoder_dim", "encoder_convs",
+CONFIG_KEYS = ("model", "conditional", "condition_map", "embed_dim", "encoder_dim", "encoder_convs",
                "encoder_steps", "margin", "num_layers",
                "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
                "grad_clip", "epochs", "seed", "dataset", "data_dir", "no_download",
@@ -33,6 +33,7 @@ CHANGEABLE = ("epochs", "data_dir", "no_download", "no_verify", "valid_batch_siz
 OLD_RUN_DEFAULTS = {"model": "pixelconv", "conditional": "none", "input_dim": 1,
                     "dataset": "mnist", "valid_batch_size": 200, "grad_clip": 1.0,
                     "data_dir": None, "no_download": False, "no_verify": False,
+                    "condition_map": 0,
                     **builder.ENCODER_DEFAULTS}
 
 
@@ -52,6 +53,8 @@ def model_description(config):
     keys = ["model", "conditional", "input_dim", "dim", "num_layers", "q_levels"]
     if config.get("conditional") == "embedding":
         keys += ["embed_dim", "encoder_dim", "encoder_convs"]
+    if config.get("condition_map"):
+        keys += ["condition_map"]
     return {k: config[k] for k in keys}
 
 
@@ -63,6 +66,7 @@ def new_config(options):
     config.update(input_dim=1)
     try:
         builder.condition_dim(config)
+        builder.condition_map_shape(config)
     except ValueError as err:
         raise RunError(str(err))
     return config
