@@ -163,8 +163,6 @@ def parse_args(argv=None):
     if args.num_layers < builder.MIN_LAYERS[args.model]:
         p.error("--num-layers must be at least {} for --model {}, got {}".format(
             builder.MIN_LAYERS[args.model], args.model, args.num_layers))
-    if args.condition_map and args.conditional == "none" and not args.resume:
-        p.error("--condition-map needs a condition: add --conditional class or embedding")
     if args.seed > MAX_SEED:
         p.error("--seed must be at most {}, got {}".format(MAX_SEED, args.seed))
     explicit = build_parser()

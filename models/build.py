@@ -69,7 +69,8 @@ def condition_map_shape(config):
     if not k:
         return None
     if config.get("conditional", "none") == "none":
-        raise ValueError("a condition map needs a condition (--conditional class or embedding)")
+        raise ValueError("--condition-map needs a condition: add --conditional class or "
+                         "embedding")
     return CONDITION_MAP_SIZE + (int(k),)
 
 

@@ -85,7 +85,7 @@ class CachedGatedPixelCNN(CachedEvaluator):
         self.c1, self.c2 = get("combined_stack1"), get("combined_stack2")
 
     # ----- condition ------------------------------------------------------------------
-    def _condition_biases(self, batch, condition):
+    def _condition_biases(self, batch, width, condition):
         """Per layer (vertical, horizontal) biases (batch, 1, 2p); zeros when unconditional."""
         if not self.conditional:
             if condition is not None:
@@ -99,28 +99,26 @@ class CachedGatedPixelCNN(CachedEvaluator):
                                (batch, self.condition_dim))
         if self.has_map:   # S (batch, map rows, width, K); its biases are taken row by row
             A, P = self.map_weights
-            if self.width > P.shape[1]:
+            if width > P.shape[1]:
                 raise ValueError("the condition map covers {} columns, not {}".format(
-                    P.shape[1], self.width))
-            self.spatial = (P[None, :, :self.width] * h.dot(A)[:, None, None, :]).astype(F32)
+                    P.shape[1], width))
+            self.spatial = (P[None, :, :width] * h.dot(A)[:, None, None, :]).astype(F32)
         return [(h.dot(layer["vcond"])[:, None].astype(F32),
                  h.dot(layer["hcond"])[:, None].astype(F32)) for layer in self.layers]
 
-    def _map_bias(self, n, stack, row, column=None):
-        """Layer n's condition-map bias at image row ``row``: (batch, W, 2p), or
-        (batch, 2p) at one ``column``; 0 without a map."""
+    def _map_bias(self, n, stack, row):
+        """Layer n's condition-map bias at image row ``row``: (batch, W, 2p); 0
+        without a map."""
         if not self.has_map:
             return 0
-        s = self.spatial[:, row] if column is None else self.spatial[:, row, column]
-        return s.dot(self.layers[n][stack + "map"]).astype(F32)
+        return self.spatial[:, row].dot(self.layers[n][stack + "map"]).astype(F32)
 
     # ----- vertical stack: one row per layer per image row ---------------------------
     def start(self, batch, width, condition=None):
         """Reset the caches for a new batch; condition (batch, condition_dim) or
         (condition_dim,) for all images, None when unconditional."""
         k = FIRST_FILTER_SIZE // 2
-        self.width = width
-        self.biases = self._condition_biases(batch, condition)
+        self.biases = self._condition_biases(batch, width, condition)
         self.row = 0   # the image row being drawn
         # image rows i-3..i and, per layer, gated vertical rows i-1..i: zero padding at first
         self.image_rows = numpy.zeros((batch, k + 1, width, self.input_dim), dtype=F32)
@@ -157,13 +155,19 @@ class CachedGatedPixelCNN(CachedEvaluator):
         return above
 
     # ----- horizontal stack: one column per layer per pixel ---------------------------
+    def _h_map(self, n, j):
+        """Layer n's horizontal condition-map bias at column j of the row: (batch, 2p)."""
+        return self.h_map[n][:, j] if self.has_map else 0
+
     def start_row(self):
-        """Clear the row's pixels and horizontal columns."""
+        """Clear the row's pixels and horizontal columns; take the row's
+        horizontal condition-map biases, (batch, W, 2p) per layer."""
         k = FIRST_FILTER_SIZE // 2
         batch, width = self.above[0].shape[:2]
         self.row_inputs = numpy.zeros((batch, width + k, self.input_dim), dtype=F32)
         self.h = [numpy.zeros((batch, width + 1, self.dim), dtype=F32)
                   for _ in self.layers]  # column c stored at c + 1
+        self.h_map = [self._map_bias(n, "h", self.row) for n in range(len(self.layers))]
 
     def pixel_logits(self, j):
         """Logits (batch, input_dim, q_levels) of pixel j of the current row."""
@@ -172,8 +176,7 @@ class CachedGatedPixelCNN(CachedEvaluator):
         weight, bias = self.h1
         taps = self.row_inputs[:, j:j + k].reshape(batch, -1)   # pixels j-3 .. j-1 (and j)
         pre = taps.dot(weight) + bias
-        h = gate(pre + self.above[0][:, j] + self.biases[0][1][:, 0]
-                 + self._map_bias(0, "h", self.row, j))
+        h = gate(pre + self.above[0][:, j] + self.biases[0][1][:, 0] + self._h_map(0, j))
         self.h[0][:, j + 1] = h
         for n in range(1, len(self.layers)):
             layer = self.layers[n]
@@ -181,7 +184,7 @@ class CachedGatedPixelCNN(CachedEvaluator):
             prev = self.h[n - 1][:, j:j + 2].reshape(batch, -1)  # columns j-1 and j
             pre = prev.dot(weight) + bias
             gated = gate(pre + self.above[n][:, j] + self.biases[n][1][:, 0]
-                         + self._map_bias(n, "h", self.row, j))
+                         + self._h_map(n, j))
             h = pointwise(gated, layer["h2h"]) + h
             self.h[n][:, j + 1] = h
         hidden = leaky_relu(pointwise(h, self.c1))

@@ -32,6 +32,15 @@ def shipped(name):
     return path
 
 
+def recorded_model(run_dir):
+    """The model description of the run whose config.json is in ``run_dir``."""
+    with open(os.path.join(run_dir, run_folder.CONFIG_FILE)) as f:
+        run_config = json.load(f)
+    for key, value in run_folder.OLD_RUN_DEFAULTS.items():
+        run_config.setdefault(key, value)
+    return run_folder.model_description(run_config)
+
+
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_checkpoint_matches_its_runs_config_and_loads(name):
     path = shipped(name)
@@ -39,11 +48,7 @@ def test_checkpoint_matches_its_runs_config_and_loads(name):
     expected, mode = SHIPPED[name]
     assert {k: config[k] for k in expected} == expected
     run_dir = os.path.join(PRETRAINED, name[:-len(".npz")] + "_run")
-    with open(os.path.join(run_dir, run_folder.CONFIG_FILE)) as f:
-        run_config = json.load(f)
-    for key, value in run_folder.OLD_RUN_DEFAULTS.items():
-        run_config.setdefault(key, value)
-    assert config == run_folder.model_description(run_config)
+    assert config == recorded_model(run_dir)
     # the state beside it resumes (it is readable and holds a whole network)
     assert run_folder.check_state_file(run_dir) >= 1
     state_config, state_weights = builder.read_network_checkpoint(
@@ -90,13 +95,9 @@ def test_every_run_folder_resumes_and_fits_the_size_limit(run):
     yet) is whole, describes the model its config.json records, and every file in
     the folder is under the 3 MB limit."""
     run_dir = os.path.join(PRETRAINED, run)
-    with open(os.path.join(run_dir, run_folder.CONFIG_FILE)) as f:
-        run_config = json.load(f)
-    for key, value in run_folder.OLD_RUN_DEFAULTS.items():
-        run_config.setdefault(key, value)
     assert run_folder.check_state_file(run_dir) >= 1
     state_config, _ = builder.read_network_checkpoint(
         os.path.join(run_dir, run_folder.STATE_FILE))
-    assert state_config == run_folder.model_description(run_config)
+    assert state_config == recorded_model(run_dir)
     for name in os.listdir(run_dir):
         assert os.path.getsize(os.path.join(run_dir, name)) < 3000000, name
