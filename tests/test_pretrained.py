@@ -1,7 +1,6 @@
 """The shipped checkpoints in pretrained/: each loads, matches the config its
 training run recorded, and draws images of the right shape. (How good they are
 is what evaluate.py measures; pretrained/README.md has its figures.)"""
-import json
 import os
 
 import numpy
@@ -33,11 +32,9 @@ def shipped(name):
 
 
 def recorded_model(run_dir):
-    """The model description of the run whose config.json is in ``run_dir``."""
-    with open(os.path.join(run_dir, run_folder.CONFIG_FILE)) as f:
-        run_config = json.load(f)
-    for key, value in run_folder.OLD_RUN_DEFAULTS.items():
-        run_config.setdefault(key, value)
+    """The model description of the run whose config.json is in ``run_dir``
+    (read as ``--resume`` reads it)."""
+    run_config, _ = run_folder.saved_config(run_dir, {})
     return run_folder.model_description(run_config)
 
 
