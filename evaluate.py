@@ -6,7 +6,8 @@
 
 Prints the test negative log-likelihood in nats per sub-pixel, bits per
 dimension and nats per image; for class-conditional checkpoints also the NLL
-under wrong labels (the mean over the nine shifts (label + k) % 10). With
+under wrong labels (the mean over the nine shifts (label + k) % 10; nine more
+passes over the test set, which ``--skip-wrong-labels`` leaves out). With
 ``--sample-accuracy`` it draws digits and scores them with the project's
 classifier (``train_classifier.py``): for class-conditional checkpoints,
 ``--per-label`` digits of each label (the ``--labels all`` grid) and the
@@ -70,6 +71,9 @@ def parse_args(argv=None):
                    help="use only the first N test images (default: all 10,000)")
     p.add_argument("--batch-size", type=int, default=100,
                    help="test images per forward pass (speed and memory only)")
+    p.add_argument("--skip-wrong-labels", action="store_true",
+                   help="class-conditional: leave out the NLL under wrong labels (nine "
+                        "more passes over the test set)")
     p.add_argument("--sample-accuracy", action="store_true",
                    help="also draw conditional samples and score them with --classifier")
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER,
@@ -233,7 +237,7 @@ def evaluate(args):
                ("nats_per_image", per_image.mean())]
     print("test NLL on {} images: {:.5f} nats/sub-pixel, {:.5f} bits/dim, {:.2f} "
           "nats/image".format(len(inputs), *[v for _, v in figures]), flush=True)
-    if net.H is not None and net.encoder is None:
+    if net.H is not None and net.encoder is None and not args.skip_wrong_labels:
         wrong = numpy.mean([nll_per_image(fn, inputs, targets,
                                           builder.one_hot((labels + k) % 10), args.batch_size,
                                           "wrong labels, pass {}/9".format(k), progress

@@ -102,6 +102,10 @@ def test_wrong_label_nll_of_a_class_conditional_checkpoint(tmp_path, data_dir):
     wrong = numpy.mean([hand_nll(net, data_dir, 5, (labels + k) % 10) for k in range(1, 10)])
     assert figures["wrong_label_nll"] == pytest.approx(wrong, rel=1e-4)
     assert abs(figures["wrong_label_nll"] - figures["nll"]) > 1e-6  # the labels matter
+    skipped = exact_figures(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                             "--limit", "5", "--skip-wrong-labels"])
+    assert sorted(skipped) == ["bits_per_dim", "nats_per_image", "nll"]
+    assert skipped["nll"] == figures["nll"]
 
 
 def test_sample_accuracy_needs_a_conditional_checkpoint(tmp_path, data_dir):
