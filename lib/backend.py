@@ -1,8 +1,8 @@
 """Theano set-up, done once before Theano is imported anywhere in the project.
 
 Importing ``lib`` imports this module first. It sets Theano's environment
-(``lib.theano_env``: floatX, the BLAS library, BLIS threads, the scan loop;
-the user's own flags always win), imports Theano, then registers
+(``lib.theano_env``: floatX, the BLAS library, BLIS threads, OpenMP's wait
+policy, the scan loop; the user's own settings always win), imports Theano, then registers
 ``theano.tensor.signal.downsample``, a module Theano 1.0 removed but Lasagne
 0.1 still imports, as a thin alias of ``theano.tensor.signal.pool`` so that
 ``import lasagne`` (and ``lasagne.updates.adam``) works, and mends two faults
@@ -13,8 +13,8 @@ import hashlib
 import sys
 import types
 
-from lib.theano_env import (blas_ldflags, configure_environment, configure_threads,  # noqa: F401
-                            default_flags, prepare)
+from lib.theano_env import (blas_ldflags, configure_environment, configure_openmp,  # noqa: F401
+                            configure_threads, default_flags, prepare)
 
 
 def _register_downsample_alias():

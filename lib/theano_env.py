@@ -17,6 +17,11 @@ It
   user's choice always wins;
 * sets ``BLIS_NUM_THREADS`` to the number of usable cores unless the user
   set it or ``OMP_NUM_THREADS``;
+* sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it or ``GOMP_SPINCOUNT``
+  (see ``configure_openmp``): idle OpenMP threads sleep instead of spinning,
+  so two of our processes can share the cores. The OpenMP runtime (libgomp,
+  which BLIS uses) reads it once, when it is loaded: with the first compiled
+  Theano module that links the BLAS, always after this has run;
 * makes ``theano.scan`` use its Python loop on Python >= 3.11 (see
   ``_use_python_scan_loop``).
 """
@@ -75,6 +80,20 @@ def configure_threads(environ=os.environ):
         environ["BLIS_NUM_THREADS"] = str(len(os.sched_getaffinity(0)))
 
 
+def configure_openmp(environ=os.environ):
+    """Make idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) unless the user
+    chose a wait policy or a spin count (``GOMP_SPINCOUNT``).
+
+    By default libgomp's threads spin for a while after each parallel region
+    (BLIS runs one per product). Alone, that only burns idle cycles; with a
+    second of our processes on the same cores, each one's spinning threads
+    take the cores the other's working threads need (24x slower, issue 29).
+    Must run before the OpenMP runtime is loaded, which reads it only then.
+    """
+    if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
+        environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 def configure_environment(environ=os.environ):
     """Put our defaults in front of the user's THEANO_FLAGS (theirs win)."""
     user_flags = environ.get("THEANO_FLAGS", "")
@@ -110,6 +129,7 @@ def prepare():
     if "theano" not in sys.modules:
         configure_environment()
     configure_threads()
+    configure_openmp()
     _use_python_scan_loop()
 
 

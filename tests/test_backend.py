@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lib import backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -162,3 +164,42 @@ def test_dimshuffle_code_has_one_cache_version_in_every_process():
                            text=True, check=True, env=dict(os.environ, PYTHONHASHSEED="1"))
     here = T.DimShuffle((False, False), (1, 0)).c_code_cache_version()
     assert child.stdout.strip() == str(here)
+
+
+def test_idle_openmp_threads_sleep_unless_the_user_chose():
+    env = {}
+    backend.configure_openmp(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    for users in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "10000"}):
+        env = dict(users)
+        backend.configure_openmp(env)
+        assert env == users
+
+
+def openmp_runtime_settings(extra_env):
+    """The settings that the OpenMP runtime of a fresh ``import lib`` process reports
+    (OMP_DISPLAY_ENV=VERBOSE) once a BLAS product has loaded it, as a dict; empty
+    when no OpenMP runtime was loaded (a BLAS built without OpenMP)."""
+    code = ("import numpy, lib, theano, theano.tensor as T; x = T.fmatrix(); "
+            "f = theano.function([x], T.dot(x, x)); f(numpy.ones((8, 8), 'float32'))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(extra_env, OMP_DISPLAY_ENV="VERBOSE")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    pairs = (line.split("=", 1) for line in out.stderr.splitlines() if " = '" in line)
+    return {name.strip(): value.strip().strip("'") for name, value in pairs}
+
+
+def test_the_openmp_runtime_starts_passive_unless_the_user_chose():
+    """Set before the runtime reads it (when the first BLAS-linked module is loaded):
+    a process started without the variable has threads that sleep at once (libgomp
+    reports an unset policy as PASSIVE too, but then spins 300,000 times first);
+    a user's own value is kept."""
+    seen = openmp_runtime_settings({})
+    if not seen:
+        pytest.skip("this BLAS ({!r}) loads no OpenMP runtime".format(backend.blas_ldflags()))
+    assert (seen["OMP_WAIT_POLICY"], seen["GOMP_SPINCOUNT"]) == ("PASSIVE", "0")
+    users = openmp_runtime_settings({"OMP_WAIT_POLICY": "ACTIVE"})
+    assert users["OMP_WAIT_POLICY"] == "ACTIVE" and users["GOMP_SPINCOUNT"] != "0"
