@@ -11,6 +11,8 @@
 
 All samplers draw the same images for the same seed (see ``draws``).
 """
+import numpy
+
 from models.build import PREFIX, condition_dim
 from sampling import naive
 from sampling.cached import sample_cached
@@ -40,28 +42,52 @@ def cached_evaluator(net):
 
 
 def sample(net, num, height, width, seed=0, temperature=1.0, progress=True, given=None,
-           condition=None, sampler="cached"):
+           condition=None, sampler="cached", top_rows=None):
     """Draw images (num, height, width, input_dim) uint8 bins from ``net`` in raster order.
 
     ``given``: true bins to condition each pixel on (a reconstruction).
     ``condition``: (num, condition_dim) for conditional models.
     ``sampler``: 'cached' (exact and fast where the model allows it, else
     naive) or 'naive' (the whole network per pixel).
+    ``top_rows``: (num, R, width, input_dim) bins of the first R rows, given
+    and returned unchanged; the rows below are drawn given them (a completion).
+    Both samplers draw the same completions for a seed.
     """
     if sampler not in SAMPLERS:
         raise ValueError("unknown sampler {!r}; choose one of {}".format(
             sampler, ", ".join(SAMPLERS)))
     check_condition(net, condition, num)
+    top_rows = check_top_rows(net, top_rows, given, num, height, width)
     if sampler == "cached" and has_cached_sampler(net.config):
         return sample_cached(cached_evaluator(net), num, height, width, seed=seed,
                              temperature=temperature, progress=progress, given=given,
-                             condition=condition)
+                             condition=condition, top_rows=top_rows)
     logits_fn = net.logits_fn(condition)
     q_levels = net.config["q_levels"]
     if given is not None:
         return naive.reconstruct(logits_fn, given, q_levels, seed=seed, temperature=temperature)
     return naive.sample_naive(logits_fn, num, height, width, net.config["input_dim"], q_levels,
-                              seed=seed, temperature=temperature, progress=progress)
+                              seed=seed, temperature=temperature, progress=progress,
+                              top_rows=top_rows)
+
+
+def check_top_rows(net, top_rows, given, num, height, width):
+    """``top_rows`` as a uint8 array, after checking that it suits ``net`` and the
+    image size (ValueError otherwise); None stays None."""
+    if top_rows is None:
+        return None
+    if given is not None:
+        raise ValueError("give either the true image (a reconstruction) or its top rows "
+                         "(a completion), not both")
+    top_rows = numpy.asarray(top_rows)
+    c = net.config
+    if top_rows.ndim != 4 or top_rows.shape[0] != num or top_rows.shape[1] > height \
+            or top_rows.shape[2:] != (width, c["input_dim"]):
+        raise ValueError("top_rows must have shape ({}, R <= {}, {}, {}), got {}".format(
+            num, height, width, c["input_dim"], top_rows.shape))
+    if top_rows.size and (top_rows.min() < 0 or top_rows.max() >= c["q_levels"]):
+        raise ValueError("top_rows must hold bins 0..{}".format(c["q_levels"] - 1))
+    return top_rows.astype(numpy.uint8)
 
 
 def sample_with_guidance(net, labels, height, width, weight, seed=0, temperature=1.0,

@@ -11,6 +11,10 @@ Colour. When ``net.sees_current_pixel`` (colour masks: colour d of a pixel is
 predicted from its colours < d), the colours are drawn one by one, the logits
 recomputed after each, and once more after the last so that the pixel's cached
 column holds all its colours. Otherwise one evaluation gives every colour.
+
+Completion. Rows given in advance (``top_rows``) are not drawn: the evaluator
+takes each of them whole (``give_row``), so the rows below are drawn given
+them, with the random numbers the naive sampler uses for those rows.
 """
 import numpy
 from tqdm import tqdm
@@ -26,6 +30,19 @@ class CachedEvaluator(object):
 
     pixel_offset = 0
     sees_current_pixel = False
+    # True when later rows read state that pixel_logits leaves at each position (every
+    # layer at every pixel); False when they read only what finish_row computes
+    pixel_states_carry_over = True
+
+    def give_row(self, row_inputs):
+        """Take a whole given row (batch, width, input_dim) float32 inputs, drawing
+        nothing: the caches end as if each of its pixels had been drawn."""
+        self.start_row()
+        if self.pixel_states_carry_over:
+            for j in range(row_inputs.shape[1]):
+                self.set_pixel(j, row_inputs[:, j])
+                self.pixel_logits(j)   # every layer's maps at (i, j), the whole pixel seen
+        self.finish_row(row_inputs)
 
     def set_pixel(self, j, inputs):
         """Record every colour of the drawn pixel j; inputs (batch, input_dim) float32."""
@@ -37,7 +54,7 @@ class CachedEvaluator(object):
 
 
 def sample_cached(net, num, height, width, seed=0, temperature=1.0, progress=True,
-                  given=None, condition=None):
+                  given=None, condition=None, top_rows=None):
     """Draw ``num`` images (num, height, width, input_dim) uint8 bins with a
     cached evaluator (CachedPixelConv, or CachedGatedPixelCNN with its
     ``condition``), in the order and with the random numbers of sample_naive.
@@ -45,12 +62,22 @@ def sample_cached(net, num, height, width, seed=0, temperature=1.0, progress=Tru
     With ``given`` (true bins of the same shape) every pixel is drawn from the
     model given the true pixels before it (a reconstruction, as
     ``sampling.naive.reconstruct``), instead of the drawn ones.
+
+    With ``top_rows`` (num, R, width, input_dim) bins, the image's first R rows
+    are those (a completion): they are given to the model, not drawn, and
+    returned unchanged; rows R .. height-1 are drawn given them.
     """
     uniforms = uniforms_for(seed, num, height, width, net.input_dim)
     bins = numpy.zeros((num, height, width, net.input_dim), dtype=numpy.uint8)
+    kept = 0 if top_rows is None else top_rows.shape[1]
+    if kept:
+        bins[:, :kept] = top_rows
     fed = bins if given is None else numpy.asarray(given)
     net.start(num, width, condition)
     for i in tqdm(range(height), desc="rows", unit="row", disable=not progress):
+        if i < kept:
+            net.give_row(targets_to_inputs(bins[:, i], net.q_levels))
+            continue
         net.start_row()
         for j in range(width):
             if not net.sees_current_pixel:

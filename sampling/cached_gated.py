@@ -38,6 +38,8 @@ class CachedGatedPixelCNN(CachedEvaluator):
     the model is conditional when ``<prefix>.hcond1.W`` is among them.
     """
 
+    pixel_states_carry_over = False   # later rows read only the vertical stack's rows
+
     def __init__(self, weights, prefix, num_layers, input_dim, q_levels):
         self.num_layers, self.input_dim, self.q_levels = num_layers, input_dim, q_levels
         self.dim = weights[prefix + ".vstack1.filter"].shape[0] // 2

@@ -41,6 +41,8 @@ class CachedPixelConv(CachedEvaluator):
     weights: ``{name: ndarray}`` with pixelConv's names under ``prefix``.
     """
 
+    pixel_states_carry_over = False   # later rows read only the vertical stack's rows
+
     def __init__(self, weights, prefix, num_layers, input_dim, q_levels):
         self.num_layers, self.input_dim, self.q_levels = num_layers, input_dim, q_levels
         # pixelConv's colours of one pixel are predicted independently (the original's

@@ -12,18 +12,24 @@ from sampling.draws import draw, uniforms_for
 
 
 def sample_naive(logits_fn, num, height, width, input_dim, q_levels, seed=0,
-                 temperature=1.0, progress=True):
+                 temperature=1.0, progress=True, top_rows=None):
     """The original algorithm: rerun the whole network for every sub-pixel
     (every pixel when input_dim is 1), in raster order, channels R, G, B.
 
     logits_fn: (num, height, width, input_dim) float32 inputs ->
     (num, height, width, input_dim, q_levels) logits.
+    top_rows: optional (num, R, width, input_dim) bins, the first R rows given
+    (a completion): they are fed to the network as they are, never drawn.
     Returns the sampled bins, (num, height, width, input_dim) uint8.
     """
     uniforms = uniforms_for(seed, num, height, width, input_dim)
     bins = numpy.zeros((num, height, width, input_dim), dtype=numpy.uint8)
-    inputs = numpy.zeros(bins.shape, dtype=numpy.float32)
-    for i in tqdm(range(height), desc="rows", unit="row", disable=not progress):
+    kept = 0 if top_rows is None else top_rows.shape[1]
+    if kept:
+        bins[:, :kept] = top_rows
+    inputs = targets_to_inputs(bins, q_levels)
+    for i in tqdm(range(kept, height), desc="rows", unit="row", initial=kept, total=height,
+                  disable=not progress):
         for j in range(width):
             # channel by channel: with colour masks, G at (i, j) depends on R there
             for d in range(input_dim):
