@@ -68,12 +68,14 @@ of the horizontal stack are split into R, G and B groups (``lib.layers``), a
 gate's 2p pre-activation maps so that maps c and c + p share the group of
 gated map c. At the current pixel, group g may see only colours < g of the
 image (mask 'a' on ``hstack1``'s centre tap) and groups <= g of the maps
-(mask 'b' on the current-column taps of ``hstack{i}``, the links ``v2h{i}``,
-``h2hstack{i}`` and both output layers); ``combined_stack2``'s channel
-``d * Q_LEVELS + q`` is in group d. So the logits of colour d at a pixel see
-its colours < d and everything before the pixel. The vertical stack sees only
-rows above and needs no colour mask. With ``input_dim`` = 1 none of these
-masks exists and the model is unchanged (``colour_mask``).
+(mask 'b' on the current-column taps of ``hstack{i}``, ``h2hstack{i}`` and
+both output layers); ``combined_stack2``'s channel ``d * Q_LEVELS + q`` is in
+group d. So the logits of colour d at a pixel see its colours < d and
+everything before the pixel. The vertical stack sees only rows above and
+needs no colour mask, and neither do the links ``v2h{i}``, which carry only
+rows above too: every group of the horizontal stack reads all 2p vertical
+maps, as in the paper. With ``input_dim`` = 1 none of these masks exists
+and the model is unchanged (``colour_mask``).
 """
 import re
 
@@ -97,7 +99,8 @@ def gate(pre, dim):
 def colour_mask(suffix, input_dim, DIM, Q_LEVELS):
     """(masktype, groups) of layer ``suffix`` ("hstack1", "v2h3", ...) for
     ``Conv2D`` / ``lib.layers.make_mask``: the colour masks of the module
-    docstring when ``input_dim`` > 1; else only ``hstack1``'s mask 'a'."""
+    docstring when ``input_dim`` > 1; else only ``hstack1``'s mask 'a'. The
+    vertical stack and the links ``v2h{i}`` (rows above only) get none."""
     kind = suffix.rstrip("0123456789")
     if input_dim == 1:
         return ("a", None) if suffix == "hstack1" else (None, None)
@@ -106,7 +109,6 @@ def colour_mask(suffix, input_dim, DIM, Q_LEVELS):
     pre = gated_channel_groups(2 * DIM, input_dim)
     groups = {"hstack1": ("a", (pre, image)),
               "hstack": ("b", (pre, maps)),
-              "v2h": ("b", (pre, pre)),
               "h2hstack": ("b", (maps, maps)),
               "combined_stack": ("b", (maps, maps))}
     if suffix == "hstack1":

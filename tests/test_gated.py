@@ -7,6 +7,7 @@ gradients of one output pixel w.r.t. the image and the condition, and every
 stack layer's maps, so that all tests share four compilations.
 """
 import math
+import os
 from types import SimpleNamespace
 
 import numpy
@@ -16,6 +17,8 @@ import theano.tensor as T
 from sampling.cached import sample_cached
 from sampling.cached_gated import CachedGatedPixelCNN
 from lib import WrapperLayer, floatX, make_mask
+from lib.layers import gated_channel_groups
+from models import build as builder
 from models.gated_pixel_cnn import GatedPixelCNN, infer_gated_config
 from quantize import targets_to_inputs
 from sampling.draws import draw, softmax, uniforms_for
@@ -332,6 +335,53 @@ def test_row_and_pixel_pieces_equal_the_full_network(net):
         for n in range(net.num_layers - 1):  # the newest cached vertical row is row i
             numpy.testing.assert_allclose(sampler.v_rows[n][:, 1],
                                           row_of(full["vertical"][n], i), **TOL)
+
+
+PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "pretrained")
+
+
+def cached_logits(sampler, inputs, condition):
+    """Feed ``inputs`` (batch, H, W, 1) to a cached evaluator pixel by pixel: its
+    logits (batch, H, W, 1, Q) at every pixel."""
+    batch, height, width, _ = inputs.shape
+    sampler.start(batch, width, condition)
+    rows = []
+    for i in range(height):
+        sampler.start_row()
+        row = []
+        for j in range(width):
+            row.append(sampler.pixel_logits(j))
+            sampler.set_pixel(j, inputs[:, i, j])
+        sampler.finish_row(inputs[:, i])
+        rows.append(numpy.stack(row, axis=1))
+    return numpy.stack(rows, axis=1)
+
+
+@pytest.mark.parametrize("name", ["gated_class.npz", "gated_embedding.npz"])
+def test_shipped_models_are_unchanged_without_the_link_colour_mask(name):
+    """The v2h links used to carry the colour mask 'b' of the gate groups (issue 29
+    removed it). The shipped models are grey (input_dim 1), where that mask is all
+    ones: their logits with and without it are the same, bit for bit."""
+    path = os.path.join(PRETRAINED, name)
+    if not os.path.isfile(path):
+        pytest.skip("{} is not shipped".format(name))
+    config, weights = builder.read_network_checkpoint(path)
+    assert config["input_dim"] == 1
+    masked = dict(weights)
+    for i in range(1, config["num_layers"]):
+        key = "%s.v2h%d.filter" % (builder.PREFIX, i)
+        groups = gated_channel_groups(weights[key].shape[0], config["input_dim"])
+        masked[key] = weights[key] * make_mask(weights[key].shape, "b", groups=(groups, groups))
+    rng = numpy.random.RandomState(6)
+    condition = floatX(rng.randn(2, builder.condition_dim(config)))
+    inputs = targets_to_inputs(rng.randint(0, config["q_levels"], (2, 4, 6, 1)),
+                               config["q_levels"])
+    args = (builder.PREFIX, config["num_layers"], 1, config["q_levels"])
+    now = cached_logits(CachedGatedPixelCNN(weights, *args), inputs, condition)
+    before = cached_logits(CachedGatedPixelCNN(masked, *args), inputs, condition)
+    numpy.testing.assert_array_equal(now, before)
+    assert numpy.ptp(now) > 1.0  # real logits of a trained model, not a constant
 
 
 # ----- label-guided sampling (sampling.guided) ----------------------------------------

@@ -54,7 +54,10 @@ def test_grey_models_get_no_new_masks():
 
 
 def test_colour_masks_by_hand():
-    """hstack2's current-column tap, the 1x1 links and the output layer, for p = 3."""
+    """hstack2's current-column tap and the output layer, for p = 3; the links from the
+    vertical stack (rows above only) carry no mask."""
+    for suffix in ("v2h1", "v2h2", "vstack1", "vstack2"):
+        assert colour_mask(suffix, 3, 3, Q) == (None, None), suffix
     masktype, groups = colour_mask("hstack2", 3, 3, Q)
     mask = make_mask((6, 3, 1, 2), masktype, groups=groups)
     assert mask[:, :, 0, 0].all()                        # column c-1: every colour
@@ -95,9 +98,14 @@ def test_each_colour_sees_exactly_the_earlier_colours_of_its_pixel(colour_gradie
     assert numpy.abs(g[:, i - 1, :, in_colour]).max() > 1e-6  # the row above is seen
 
 
-def test_fast_graph_equals_the_faithful_one_in_colour(faithful):
+@pytest.fixture(scope="module")
+def fast():
+    return build(FastGatedPixelCNN)
+
+
+def test_fast_graph_equals_the_faithful_one_in_colour(faithful, fast):
     fn, model, _ = faithful
-    fast_fn, fast, _ = build(FastGatedPixelCNN)
+    fast_fn, fast, _ = fast
     assert [p.name for p in fast.params] == [p.name for p in model.params]
     for p, q in zip(fast.params, model.params):
         numpy.testing.assert_array_equal(p.get_value(), q.get_value())
@@ -130,3 +138,36 @@ def test_cached_logits_of_each_colour_equal_the_network(faithful):
     rng = numpy.random.RandomState(3)
     image = floatX(rng.randint(0, Q, (2, H, W, COLOURS)) / (Q - 1.0))
     feed_and_compare(cached(model), image, fn(image))
+
+
+def later_colour_links():
+    """(2p, 2p) boolean: the v2h weights from a vertical map of a later colour group into
+    a horizontal pre-activation map (the taps a colour mask on the link would drop)."""
+    groups = gated_channel_groups(2 * DIM, COLOURS)
+    return groups[:, None] < groups[None, :]
+
+
+def test_every_colour_reads_all_vertical_maps(faithful, fast):
+    """The link carries rows above only, so red's horizontal maps read green's and
+    blue's vertical maps too: changing just those v2h1 weights moves the red logits
+    below the first row, in the faithful graph, the fast graph and the cached sampler
+    alike."""
+    fn, model, _ = faithful
+    fast_fn, fast_model, _ = fast
+    image = floatX(numpy.random.RandomState(4).randint(0, Q, (2, H, W, COLOURS)) / (Q - 1.0))
+    before = fn(image)
+    params = [next(p for p in m.params if p.name == "g.v2h1.filter")
+              for m in (model, fast_model)]
+    saved = params[0].get_value()
+    changed = saved + floatX(0.5 * later_colour_links()[:, :, None, None])
+    try:
+        for p in params:
+            p.set_value(changed)
+        after = fn(image)
+        red = numpy.abs(after[:, 1:, :, 0] - before[:, 1:, :, 0]).max(axis=(2, 3))
+        assert (red > 1e-3).all(), red  # every image, every row below the first
+        numpy.testing.assert_allclose(fast_fn(image), after, rtol=1e-4, atol=1e-5)
+        feed_and_compare(cached(model), image, after)
+    finally:
+        for p in params:
+            p.set_value(saved)
