@@ -19,13 +19,13 @@ from tests.test_cached_samplers import feed_and_compare
 COLOURS, DIM, Q, LAYERS, H, W = 3, 6, 4, 4, 5, 6
 
 
-def build(cls, condition_dim=0, seed=7):
+def build(cls, condition_dim=0, seed=7, condition_map=None):
     """(compiled logits function, model) with large random weights: masked taps stay 0."""
     numpy.random.seed(seed)
     X = T.tensor4("X")
     Hc = T.matrix("H") if condition_dim else None
     model = cls(WrapperLayer(X), COLOURS, DIM, Q, num_layers=LAYERS, condition=Hc,
-                condition_dim=condition_dim, name="g")
+                condition_dim=condition_dim, name="g", condition_map=condition_map)
     rng = numpy.random.RandomState(seed)
     for p in model.params:
         p.set_value(floatX(rng.uniform(-0.7, 0.7, p.get_value().shape)))
@@ -105,9 +105,9 @@ def fast():
 
 def test_fast_graph_equals_the_faithful_one_in_colour(faithful, fast):
     fn, model, _ = faithful
-    fast_fn, fast, _ = fast
-    assert [p.name for p in fast.params] == [p.name for p in model.params]
-    for p, q in zip(fast.params, model.params):
+    fast_fn, fast_model, _ = fast
+    assert [p.name for p in fast_model.params] == [p.name for p in model.params]
+    for p, q in zip(fast_model.params, model.params):
         numpy.testing.assert_array_equal(p.get_value(), q.get_value())
     x = floatX(numpy.random.RandomState(2).uniform(0, 1, (3, H, W, COLOURS)))
     numpy.testing.assert_allclose(fast_fn(x), fn(x), rtol=1e-4, atol=1e-5)
@@ -171,3 +171,54 @@ def test_every_colour_reads_all_vertical_maps(faithful, fast):
     finally:
         for p in params:
             p.set_value(saved)
+
+
+# ----- colour with a condition map ----------------------------------------------------
+
+CONDITION_DIM, MAP = 5, (H + 1, W + 2, 2)   # the map's top left corner is used
+
+
+def with_condition(sampler, h):
+    """The cached evaluator ``sampler`` whose ``start(batch, width)`` passes the
+    condition h (batch, CONDITION_DIM), for tests.test_cached_samplers.feed_and_compare."""
+    start = sampler.start
+    sampler.start = lambda batch, width: start(batch, width, h)
+    return sampler
+
+
+@pytest.fixture(scope="module")
+def mapped():
+    """(faithful, fast) colour models with a condition and a condition map: (fn, model)
+    each, the same weights; and two embedding-like condition vectors."""
+    faithful_fn, model, _ = build(GatedPixelCNN, CONDITION_DIM, condition_map=MAP)
+    fast_fn, fast_model, _ = build(FastGatedPixelCNN, CONDITION_DIM, condition_map=MAP)
+    h = floatX(numpy.random.RandomState(8).randn(2, CONDITION_DIM))
+    return (faithful_fn, model), (fast_fn, fast_model), h
+
+
+def test_colour_with_a_condition_map_agrees_in_all_three_implementations(mapped):
+    """The fast graph's logits and the cached evaluator's logits of each colour (the
+    pixel's earlier colours given) equal the faithful graph's; and the map is used:
+    without it (P = 0) the logits change everywhere."""
+    (fn, model), (fast_fn, fast_model), h = mapped
+    assert any(p.name == "g.condmap.P" for p in model.params)
+    image = floatX(numpy.random.RandomState(9).randint(0, Q, (2, H, W, COLOURS)) / (Q - 1.0))
+    logits = fn(image, h)
+    numpy.testing.assert_allclose(fast_fn(image, h), logits, rtol=1e-4, atol=1e-5)
+    feed_and_compare(with_condition(cached(model), h), image, logits)
+    P = next(p for p in model.params if p.name == "g.condmap.P")
+    saved = P.get_value()
+    try:
+        P.set_value(numpy.zeros_like(saved))
+        change = numpy.abs(fn(image, h) - logits).max(axis=-1)
+    finally:
+        P.set_value(saved)
+    assert (change > 1e-6).all() and change.max() > 1e-3  # float32 rounding is ~1e-7
+
+
+def test_cached_and_naive_draw_the_same_colour_images_with_a_condition_map(mapped):
+    (fn, model), _, h = mapped
+    naive = sample_naive(lambda x: fn(x, h), 2, H, W, COLOURS, Q, seed=6, progress=False)
+    drawn = sample_cached(cached(model), 2, H, W, seed=6, progress=False, condition=h)
+    numpy.testing.assert_array_equal(drawn, naive)
+    assert len(numpy.unique(naive)) > 1
