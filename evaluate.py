@@ -19,7 +19,12 @@ drawn. The last line is machine-readable, e.g.
 
     nll=0.1428 bits_per_dim=0.2060 nats_per_image=111.9 label_accuracy=0.93
 
-Exit codes: 0 done, 2 bad input (arguments, checkpoint, data).
+For embedding checkpoints the NLL is conditioned on f(x) of the very image
+scored: a conditional figure, not the image's likelihood, printed as
+``nll_given_fx``, ``bits_per_dim_given_fx`` and ``nats_per_image_given_fx``.
+
+Exit codes: 0 done, 2 bad input (arguments, checkpoint, data, classifier),
+130 stopped by Ctrl-C.
 """
 import argparse
 import math
@@ -36,13 +41,15 @@ import quantize
 import sampling
 from data import binarized, mnist
 from lib import WrapperLayer
-from lib.checkpoint import CheckpointError, read_checkpoint
+from lib.checkpoint import DATASET_KEYS, CheckpointError, read_checkpoint
 from lib.training import nll_per_example
 from models import build as builder
 from models.classifier import Classifier
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 DEFAULT_CLASSIFIER = "pretrained/classifier.npz"
+DRAW_CHUNK = 5000  # digits per sampler call (--sample-accuracy); 5,000 fit here
 
 
 class UsageError(Exception):
@@ -127,19 +134,30 @@ def test_set(args, q_levels):
             if q_levels != 2:
                 raise UsageError("--dataset binarized-mnist needs a checkpoint with Q_LEVELS "
                                  "2; this one has {}".format(q_levels))
-            data = binarized.load_binarized(args.data_dir, verify=not args.no_verify)
+            data = binarized.load_binarized(args.data_dir, verify=not args.no_verify,
+                                            splits=("test",))
             print(binarized.describe(data["binarization"]), flush=True)
         else:
             data = mnist.load_dataset(args.data_dir, dataset=args.dataset,
                                       verify=not args.no_verify, splits=("test",))
     except mnist.DataError as err:
         raise UsageError(str(err))
+    warning = binarized.other_dataset_warning(args.checkpoint, recorded_dataset(args.checkpoint),
+                                              args.dataset, data.get("binarization"))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     images, labels = data["test_images"], data["test_labels"]
     if args.limit is not None:
         images = images[:args.limit]
         labels = None if labels is None else labels[:args.limit]
     inputs, targets = quantize.quantize(images[..., None], q_levels)
     return inputs, targets, labels
+
+
+def recorded_dataset(path):
+    """The dataset keys of the checkpoint's description ({} when it has none)."""
+    meta = read_checkpoint(path)[1] or {}
+    return {k: meta[k] for k in DATASET_KEYS if k in meta}
 
 
 def conditions(net, inputs, labels):
@@ -191,28 +209,55 @@ def load_classifier(path, q_levels):
     return lambda x: numpy.concatenate([fn(x[s:s + 500]) for s in range(0, len(x), 500)])
 
 
-def sample_accuracy(args, net, inputs, labels):
-    """(name, share of samples classified as intended) for a conditional model."""
-    q = net.config["q_levels"]
-    classify = load_classifier(args.classifier, q)
+def number_of_draws(args, net, inputs):
+    """How many digits --sample-accuracy draws; says so when --like-samples asks for
+    more draws than there are test images to draw like."""
+    if net.encoder is None:
+        return 10 * args.per_label
+    if args.like_samples > len(inputs):
+        print("note: only {} test images{}, so {} draws are scored, not --like-samples "
+              "{}".format(len(inputs), " (--limit {})".format(args.limit) if args.limit else "",
+                          len(inputs), args.like_samples), file=sys.stderr, flush=True)
+    return min(args.like_samples, len(inputs))
+
+
+def draw_chunk(args, net, inputs, labels, start, stop):
+    """(bins (n, 28, 28, 1), intended digits (n,)) of draws start..stop-1; the first
+    DRAW_CHUNK draws use --seed itself (as one call for all would), later chunks
+    the seed [--seed, chunk number]."""
+    chunk = start // DRAW_CHUNK
+    seed = args.seed if chunk == 0 else [args.seed, chunk]
     if net.encoder is not None:
-        n = min(args.like_samples, len(inputs))
-        wanted, condition, name = labels[:n], net.embed(inputs[:n]), "like_accuracy"
-    else:
-        wanted = numpy.repeat(numpy.arange(10), args.per_label)
-        condition, name = builder.one_hot(wanted), "label_accuracy"
+        wanted, condition = labels[start:stop], net.embed(inputs[start:stop])
+    else:  # the --labels all order: --per-label 0s, then 1s, ...
+        wanted = numpy.arange(start, stop) // args.per_label
+        condition = builder.one_hot(wanted)
     if args.guidance:
-        bins = sampling.sample_with_guidance(net, wanted, 28, 28, args.guidance, seed=args.seed,
+        bins = sampling.sample_with_guidance(net, wanted, 28, 28, args.guidance, seed=seed,
                                              temperature=args.temperature,
                                              progress=not args.no_progress)
     else:
-        bins = sampling.sample(net, len(wanted), 28, 28, seed=args.seed, condition=condition,
+        bins = sampling.sample(net, len(wanted), 28, 28, seed=seed, condition=condition,
                                temperature=args.temperature, progress=not args.no_progress)
-    right = classify(quantize.targets_to_inputs(bins, q)) == wanted
+    return bins, wanted
+
+
+def sample_accuracy(args, net, inputs, labels, classify):
+    """(name, share of samples classified as intended) for a conditional model; the
+    digits are drawn DRAW_CHUNK at a time, so memory does not grow with their number."""
+    q = net.config["q_levels"]
+    name = "like_accuracy" if net.encoder is not None else "label_accuracy"
+    total = number_of_draws(args, net, inputs)
+    hits, counts = numpy.zeros(10, dtype=numpy.int64), numpy.zeros(10, dtype=numpy.int64)
+    for start in range(0, total, DRAW_CHUNK):
+        bins, wanted = draw_chunk(args, net, inputs, labels, start, min(start + DRAW_CHUNK,
+                                                                         total))
+        right = classify(quantize.targets_to_inputs(bins, q)) == wanted
+        hits += numpy.bincount(wanted[right], minlength=10)
+        counts += numpy.bincount(wanted, minlength=10)
     print("{} by digit: {}".format(name, " ".join(
-        "{}:{}/{}".format(d, right[wanted == d].sum(), (wanted == d).sum())
-        for d in range(10) if (wanted == d).any())), flush=True)
-    return name, float(right.mean())
+        "{}:{}/{}".format(d, hits[d], counts[d]) for d in range(10) if counts[d])), flush=True)
+    return name, float(hits.sum()) / float(counts.sum())
 
 
 def evaluate(args):
@@ -224,6 +269,8 @@ def evaluate(args):
     if args.guidance and (net.encoder is not None or net.H is None):
         raise UsageError("--guidance needs a class-conditional checkpoint")
     q = net.config["q_levels"]
+    # checked before the long passes, not after them
+    classify = load_classifier(args.classifier, q) if args.sample_accuracy else None
     inputs, targets, labels = test_set(args, q)
     if labels is None and net.H is not None:
         raise UsageError("the fixed binarized MNIST files hold no labels, which this "
@@ -233,10 +280,14 @@ def evaluate(args):
     per_image = nll_per_image(fn, inputs, targets, conditions(net, inputs, labels),
                               args.batch_size, progress=progress)
     nll = per_image.mean() / subpixels
-    figures = [("nll", nll), ("bits_per_dim", nll / math.log(2.0)),
-               ("nats_per_image", per_image.mean())]
-    print("test NLL on {} images: {:.5f} nats/sub-pixel, {:.5f} bits/dim, {:.2f} "
-          "nats/image".format(len(inputs), *[v for _, v in figures]), flush=True)
+    # an embedding checkpoint is conditioned on f(x) of the very image it scores
+    given, suffix = ((" given its own embedding f(x) (a conditional figure, not the "
+                      "image's likelihood)", "_given_fx") if net.encoder is not None
+                     else ("", ""))
+    figures = [("nll" + suffix, nll), ("bits_per_dim" + suffix, nll / math.log(2.0)),
+               ("nats_per_image" + suffix, per_image.mean())]
+    print("test NLL{} on {} images: {:.5f} nats/sub-pixel, {:.5f} bits/dim, {:.2f} "
+          "nats/image".format(given, len(inputs), *[v for _, v in figures]), flush=True)
     if net.H is not None and net.encoder is None and not args.skip_wrong_labels:
         wrong = numpy.mean([nll_per_image(fn, inputs, targets,
                                           builder.one_hot((labels + k) % 10), args.batch_size,
@@ -246,13 +297,13 @@ def evaluate(args):
         figures.append(("wrong_label_nll", wrong))
         print("with wrong labels: {:.5f} nats/sub-pixel".format(wrong), flush=True)
     if args.sample_accuracy:
-        figures.append(sample_accuracy(args, net, inputs, labels))
+        figures.append(sample_accuracy(args, net, inputs, labels, classify))
         print("{}: {:.3f}".format(*figures[-1]), flush=True)
         if args.temperature != 1.0:
             figures.append(("temperature", args.temperature))
         if args.guidance:
             figures.append(("guidance", args.guidance))
-    print(" ".join("{}={:.4f}".format(k, v) if k != "nats_per_image"
+    print(" ".join("{}={:.4f}".format(k, v) if not k.startswith("nats_per_image")
                    else "{}={:.1f}".format(k, v) for k, v in figures))
     return figures
 
@@ -264,6 +315,9 @@ def main(argv=None):
     except (UsageError, OSError) as err:
         print("error: {}".format(err), file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("aborted (Ctrl-C); nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

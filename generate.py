@@ -6,6 +6,7 @@
     python generate.py --checkpoint ckpt.npz --reconstruct 25 --out recon.png
     python generate.py --checkpoint class_ckpt.npz --labels all       # one row per digit
     python generate.py --checkpoint embedding_ckpt.npz --interpolate 3 7 --steps 8
+    python generate.py --complete 8 --keep-rows 14 --num 3 --out complete.png
 
 Writes a grid PNG (5x5 for 25 images) and the images as .npy beside it
 (uint8 grey levels 0..255, shape (num, height, width) or (num, height, width, 3)).
@@ -24,13 +25,17 @@ import quantize
 from data import pictures
 from lib.checkpoint import CheckpointError
 
-EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
+EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 DEFAULT_NUM = 25
+DEFAULT_COMPLETIONS, DEFAULT_KEEP_ROWS = 3, 14
+TEST_IMAGE_SIZE = 28   # the test images' height and width (MNIST, Fashion-MNIST)
 EXIT_CODES = """exit codes:
-  0  the pictures were written
-  1  the run failed (the output could not be written)
-  2  bad input: an invalid option, a checkpoint that does not load or fit,
-     missing or damaged data, an unreadable --like picture"""
+  0    the pictures were written
+  1    the run failed (the output could not be written, or memory ran out)
+  2    bad input: an invalid option, a checkpoint that does not load or fit,
+       missing or damaged data, an unreadable --like picture, more images than
+       memory holds
+  130  stopped by Ctrl-C (nothing was written)"""
 
 
 class UsageError(Exception):
@@ -67,7 +72,8 @@ def build_parser():
                         "--like-test-index or --interpolate pretrained/gated_embedding.npz")
     p.add_argument("--num", type=int, default=None,
                    help="how many images to draw (default 25; with --labels all, per "
-                        "digit: num // 10, default 10)")
+                        "digit: num // 10, default 10; with --complete, completions per "
+                        "image, default 3)")
     p.add_argument("--label", type=int, default=None,
                    help="class-conditional checkpoints: draw this digit (0..9)")
     p.add_argument("--labels", default=None, metavar="all",
@@ -89,6 +95,17 @@ def build_parser():
                    help="instead of sampling, redraw each pixel of the first N test "
                         "images given the true pixels before it (N at most the test "
                         "split's size, 10,000 for MNIST; needs only the test files)")
+    p.add_argument("--complete", type=int, metavar="N", default=None,
+                   help="complete the first N test images: their top --keep-rows rows are "
+                        "given, the rows below drawn --num times each (default 3). The "
+                        "picture has one row per image: the original, the input with the "
+                        "hidden rows grey, the completions; the .npy holds the N x num "
+                        "completions, image by image. A class-conditional model is given "
+                        "each image's label; an embedding model the embedding of the "
+                        "input with the hidden rows black")
+    p.add_argument("--keep-rows", type=int, metavar="R", default=None,
+                   help="--complete: how many top rows of each test image are given, "
+                        "0 .. 27 (default 14)")
     e = p.add_argument_group("embedding-conditioned checkpoints (--conditional embedding)")
     e.add_argument("--like", metavar="IMAGE.png", default=None,
                    help="draw new digits from the embedding f(image) of a 28x28 greyscale "
@@ -100,13 +117,17 @@ def build_parser():
                         "images A and B: one row per draw (--num rows, default 4)")
     e.add_argument("--steps", type=int, default=8,
                    help="points on the line for --interpolate, ends included")
-    d = p.add_argument_group("test images (for --reconstruct, --like-test-index and "
-                             "--interpolate)")
+    d = p.add_argument_group("test images (for --reconstruct, --complete, --like-test-index "
+                             "and --interpolate)")
     d.add_argument("--data-dir", default=None,
                    help="folder with the test split's IDX files (default: $MNIST_DIR, else "
                         "a per-user cache, downloading when absent)")
-    d.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
-                   help="which dataset's test images")
+    d.add_argument("--dataset", choices=["mnist", "fashion-mnist", "binarized-mnist"],
+                   default="mnist",
+                   help="which dataset's test images; binarized-mnist (Q_LEVELS 2 "
+                        "checkpoints): the fixed binarization when the data folder holds "
+                        "binarized_mnist_test.amat, else MNIST's test images binarized "
+                        "once with a fixed seed, as evaluate.py scores them")
     d.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 and standard-size checks of the data files")
     o = p.add_argument_group("model size (read off the checkpoint; these override it)")
@@ -122,10 +143,14 @@ def build_parser():
 
 
 def check_args(args):
+    """Raise UsageError for options that are wrong on their own or together, and for an
+    output that cannot be written (before any work starts)."""
     if args.num is not None and args.num < 1:
         raise UsageError("--num must be at least 1, got {}".format(args.num))
-    if args.reconstruct is not None and args.reconstruct < 1:
-        raise UsageError("--reconstruct must be at least 1, got {}".format(args.reconstruct))
+    for option in ("reconstruct", "complete"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise UsageError("--{} must be at least 1, got {}".format(option, value))
     if not (args.temperature > 0 and numpy.isfinite(args.temperature)):
         raise UsageError("--temperature must be a finite number > 0, got {}".format(
             args.temperature))
@@ -134,17 +159,72 @@ def check_args(args):
     if args.steps < 2:
         raise UsageError("--steps must be at least 2, got {}".format(args.steps))
     if sum(x is not None for x in (args.like, args.like_test_index, args.interpolate,
-                                   args.label, args.labels, args.reconstruct)) > 1:
+                                   args.label, args.labels, args.reconstruct,
+                                   args.complete)) > 1:
         raise UsageError("choose one of --label, --labels, --like, --like-test-index, "
-                         "--interpolate, --reconstruct")
+                         "--interpolate, --reconstruct, --complete")
     if args.height < 1 or args.width < 1:
         raise UsageError("--height and --width must be at least 1")
-    if not args.out.lower().endswith(".png"):
-        raise UsageError("--out must name a .png file, got {}".format(args.out))
-    folder = os.path.dirname(os.path.abspath(args.out))
+    check_test_image_modes(args)
+    check_model_overrides(args)
+    check_output(args.out)
+
+
+def check_test_image_modes(args):
+    """--reconstruct and --complete draw at the test images' size; --keep-rows
+    belongs to --complete."""
+    mode = "--reconstruct" if args.reconstruct else "--complete" if args.complete else None
+    if mode and (args.height, args.width) != (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE):
+        raise UsageError("{} draws at the test images' own size, {} x {}: leave out --height "
+                         "and --width".format(mode, TEST_IMAGE_SIZE, TEST_IMAGE_SIZE))
+    if args.keep_rows is not None and not args.complete:
+        raise UsageError("--keep-rows applies to --complete only")
+    if args.complete and not 0 <= keep_rows(args) < TEST_IMAGE_SIZE:
+        raise UsageError("--keep-rows must be from 0 to {} (the test images have {} rows, "
+                         "and at least one is drawn), got {}".format(
+                             TEST_IMAGE_SIZE - 1, TEST_IMAGE_SIZE, args.keep_rows))
+
+
+def keep_rows(args):
+    """The rows --complete gives (--keep-rows, default 14)."""
+    return DEFAULT_KEEP_ROWS if args.keep_rows is None else args.keep_rows
+
+
+def check_model_overrides(args):
+    """The model-size options, each within what any model can take."""
+    if args.dim is not None and args.dim < 1:
+        raise UsageError("--dim must be at least 1, got {}".format(args.dim))
+    if args.num_layers is not None and args.num_layers < 1:
+        raise UsageError("--num-layers must be at least 1, got {}".format(args.num_layers))
+    if args.input_dim is not None and args.input_dim not in (1, 3):
+        raise UsageError("--input-dim must be 1 (grey) or 3 (colour), got {}".format(
+            args.input_dim))
+    if args.q_levels is not None:
+        try:
+            quantize.check_levels(args.q_levels)
+        except ValueError:
+            raise UsageError("--q-levels must be from {} to {}, got {}".format(
+                quantize.MIN_LEVELS, quantize.MAX_LEVELS, args.q_levels))
+
+
+def check_output(png_path):
+    """--out must be a .png in a writable folder, and neither it nor the .npy beside it
+    a folder: checked before sampling, so that no work is lost and no file removed."""
+    if not png_path.lower().endswith(".png"):
+        raise UsageError("--out must name a .png file, got {}".format(png_path))
+    folder = os.path.dirname(os.path.abspath(png_path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UsageError("cannot write {}: folder {} does not exist or is not writable".format(
-            args.out, folder))
+            png_path, folder))
+    for path in (png_path, npy_path_for(png_path)):
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise UsageError("cannot write {}: it is a folder (or not a regular file); "
+                             "choose another --out".format(path))
+
+
+def npy_path_for(png_path):
+    """The .npy written beside the picture ``png_path``."""
+    return os.path.splitext(png_path)[0] + ".npy"
 
 
 PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
@@ -176,6 +256,10 @@ def load_checkpoint(args):
         config, weights = builder.read_network_checkpoint(args.checkpoint)
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err))
+    if config.get("model") == "classifier":
+        raise UsageError("{} is the digit classifier's file (train_classifier.py; evaluate.py "
+                         "--classifier uses it), not a generative model: pass a PixelCNN "
+                         "checkpoint, e.g. pretrained/pixelconv.npz".format(args.checkpoint))
     if shipped:
         print("loaded the shipped {}".format(os.path.relpath(args.checkpoint)), flush=True)
     for key in ("num_layers", "dim", "input_dim", "q_levels"):
@@ -193,7 +277,12 @@ def build_with_weights(config, weights, source):
     """The Theano network for ``config`` holding the checkpoint's weights; a
     checkpoint that does not fit raises UsageError listing every problem."""
     from models import build as builder
-    net = builder.build(config)
+    try:
+        net = builder.build(config)
+    except (ValueError, KeyError, TypeError) as err:
+        raise UsageError("{}: cannot build its model with these settings ({}); check "
+                         "--num-layers, --dim, --input-dim and --q-levels".format(
+                             source, err.args[0] if err.args else err))
     try:
         builder.load_weights(net, weights, source)
     except CheckpointError as err:
@@ -201,13 +290,23 @@ def build_with_weights(config, weights, source):
     return net
 
 
-def load_test_split(args):
-    """The --dataset test images (n, 28, 28) uint8 and labels (n,); only the test
-    split's two files are read."""
-    from data import mnist
+def load_test_split(args, q_levels):
+    """The --dataset test images (n, 28, 28) uint8 and labels (n,) (None for the fixed
+    binarized MNIST, whose files hold none); only the test split's files are read.
+    binarized-mnist needs a model of ``q_levels`` 2."""
+    from data import binarized, mnist
     try:
-        data = mnist.load_dataset(args.data_dir, dataset=args.dataset,
-                                  verify=not args.no_verify, splits=("test",))
+        if args.dataset == "binarized-mnist":
+            if q_levels != 2:
+                raise UsageError("--dataset binarized-mnist needs a checkpoint with Q_LEVELS "
+                                 "2; this one has {}: leave out --dataset or pass a binarized "
+                                 "model".format(q_levels))
+            data = binarized.load_binarized(args.data_dir, verify=not args.no_verify,
+                                            splits=("test",))
+            print(binarized.describe(data["binarization"]), flush=True)
+        else:
+            data = mnist.load_dataset(args.data_dir, dataset=args.dataset,
+                                      verify=not args.no_verify, splits=("test",))
     except mnist.DataError as err:
         raise UsageError(str(err))
     return data["test_images"], data["test_labels"]
@@ -215,7 +314,7 @@ def load_test_split(args):
 
 def quantised_test_images(args, indices, q_levels):
     """Quantised test images ``indices`` as (n, 28, 28, 1) bins."""
-    images, _ = load_test_split(args)
+    images, _ = load_test_split(args, q_levels)
     for i in indices:
         if not 0 <= i < len(images):
             raise UsageError("test image index {} is outside 0..{}".format(
@@ -227,11 +326,11 @@ def reconstruction_inputs(args, net):
     """(true bins (n, 28, 28, 1), their conditions or None) of the first --reconstruct
     test images; a conditional model gets each image's own label or embedding."""
     from models import build as builder
-    images, labels = load_test_split(args)
+    q = net.config["q_levels"]
+    images, labels = load_test_split(args, q)
     if args.reconstruct > len(images):
         raise UsageError("--reconstruct {} asks for more images than the test split's "
                          "{}".format(args.reconstruct, len(images)))
-    q = net.config["q_levels"]
     given = quantize.to_targets(images[:args.reconstruct], q)[..., None]
     if net.encoder is not None:
         return given, net.embed(quantize.targets_to_inputs(given, q))
@@ -240,22 +339,97 @@ def reconstruction_inputs(args, net):
     return given, None
 
 
+def completion_inputs(args, net):
+    """(originals (N, 28, 28, input_dim) bins, given top rows (N * K, R, 28, input_dim),
+    conditions (N * K, condition_dim) or None) for --complete N, K completions each.
+
+    A class-conditional model gets each image's label; an embedding model the
+    embedding of the input it is given: the top rows, the hidden ones black (0).
+    """
+    from models import build as builder
+    c = net.config
+    images, labels = load_test_split(args, c["q_levels"])
+    n, k, rows = args.complete, completions_per_image(args), keep_rows(args)
+    if n > len(images):
+        raise UsageError("--complete {} asks for more images than the test split's "
+                         "{}".format(n, len(images)))
+    originals = quantize.to_targets(images[:n], c["q_levels"])[..., None]
+    originals = numpy.repeat(originals, c["input_dim"], axis=-1)   # grey on every colour
+    top = numpy.repeat(originals[:, :rows], k, axis=0)
+    if net.encoder is not None:
+        shown = originals[..., :1].copy()
+        shown[:, rows:] = 0
+        embedding = net.embed(quantize.targets_to_inputs(shown, c["q_levels"]))
+        return originals, top, numpy.repeat(embedding, k, axis=0)
+    if net.H is not None:
+        if labels is None:
+            raise UsageError("these test images have no labels (the fixed binarized MNIST "
+                             "files hold none), which this class-conditional checkpoint needs")
+        return originals, top, builder.one_hot(numpy.repeat(labels[:n], k))
+    return originals, top, None
+
+
+def completions_per_image(args):
+    """--num with --complete: completions of each image (default 3)."""
+    return DEFAULT_COMPLETIONS if args.num is None else args.num
+
+
+def completion_picture(originals, completions, rows, q_levels):
+    """The --complete picture's images, one grid row per image: the original, the input
+    with the hidden rows (rows .. end) mid grey, then its K completions.
+
+    originals (N, H, W, input_dim) and completions (N * K, H, W, input_dim) bins ->
+    (N * (K + 2), H, W, input_dim) uint8 grey levels, and the grid shape (N, K + 2)."""
+    n = len(originals)
+    k = len(completions) // n
+    shown = quantize.to_display(originals, q_levels)
+    hidden = shown.copy()
+    hidden[:, rows:] = HIDDEN_GREY
+    drawn = quantize.to_display(completions, q_levels).reshape((n, k) + shown.shape[1:])
+    per_row = numpy.concatenate([shown[:, None], hidden[:, None], drawn], axis=1)
+    return per_row.reshape((-1,) + shown.shape[1:]), (n, k + 2)
+
+
+HIDDEN_GREY = 128   # the hidden rows of a completion's input (the grid's padding too)
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
 def read_picture(path, q_levels):
-    """A greyscale 28x28 picture file -> (1, 28, 28, 1) bins."""
+    """A greyscale 28x28 picture file -> (1, 28, 28, 1) bins; 16-bit greyscale is
+    scaled to 0..255, other wide formats are refused."""
     from PIL import Image
     try:
         picture = Image.open(path)
+        if picture.size != (28, 28):   # checked before the pixels are decoded
+            raise UsageError("{} is {}x{} pixels; --like needs a 28x28 picture (white digit "
+                             "on black, as MNIST)".format(path, *picture.size))
         picture.load()
+    except Image.DecompressionBombError as err:
+        raise UsageError("{} is far too large to read ({}); --like needs a 28x28 "
+                         "picture".format(path, str(err).split(" pixels")[0] + " pixels"))
     except (OSError, ValueError) as err:
         raise UsageError("cannot read picture {}: {}".format(path, err))
-    if picture.size != (28, 28):
-        raise UsageError("{} is {}x{} pixels; --like needs a 28x28 picture (white digit on "
-                         "black, as MNIST)".format(path, *picture.size))
-    if picture.mode not in ("L", "1", "I", "I;16", "F"):
+    return quantize.to_targets(grey_levels(picture, path)[None, :, :, None], q_levels)
+
+
+def grey_levels(picture, path):
+    """A Pillow picture -> (height, width) uint8 grey levels 0..255."""
+    sixteen_bit = picture.mode in SIXTEEN_BIT_MODES or (
+        picture.mode == "I" and picture.format == "PNG")   # PNG's 16-bit grey opens as I
+    if sixteen_bit:
+        values = numpy.asarray(picture, dtype=numpy.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise UsageError("{} holds grey values outside 0..65535; save it as an 8-bit "
+                             "greyscale picture".format(path))
+        return numpy.round(values * (255.0 / 65535.0)).astype(numpy.uint8)
+    if picture.mode in ("I", "F") or picture.mode.startswith("I;"):
+        raise UsageError("{} is a {} picture (32-bit or floating-point values), whose grey "
+                         "scale is unknown; save it as an 8-bit greyscale picture".format(
+                             path, picture.mode))
+    if picture.mode not in ("L", "1"):
         print("note: {} is a {} picture; using its grey levels (ITU-R 601 luma)".format(
             path, picture.mode), flush=True)
-    pixels = numpy.asarray(picture.convert("L"), dtype=numpy.uint8)
-    return quantize.to_targets(pixels[None, :, :, None], q_levels)
+    return numpy.asarray(picture.convert("L"), dtype=numpy.uint8)
 
 
 def embeddings_for(args, net):
@@ -307,11 +481,26 @@ def generate(args):
     check_args(args)
     config, weights = load_checkpoint(args)
     net = build_with_weights(config, weights, args.checkpoint)
-    if args.reconstruct:
+    if args.reconstruct or args.like_test_index is not None or args.interpolate is not None:
+        from data import binarized  # these read --dataset's test images
+        from lib.checkpoint import read_checkpoint
+        warning = binarized.other_dataset_warning(
+            args.checkpoint, read_checkpoint(args.checkpoint)[1] or {}, args.dataset)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+    check_memory(images_asked(args), config, args)
+    given = top = None
+    if args.complete:
+        originals, top, condition = completion_inputs(args, net)
+        num, height, width, grid = len(top), TEST_IMAGE_SIZE, TEST_IMAGE_SIZE, None
+        print("completing the first {} test images: rows 0..{} given, the rest drawn {} "
+              "time{} each".format(args.complete, keep_rows(args) - 1,
+                                   completions_per_image(args),
+                                   "s" if completions_per_image(args) > 1 else ""), flush=True)
+    elif args.reconstruct:
         given, condition = reconstruction_inputs(args, net)
         (num, height, width), grid = given.shape[:3], None
     else:
-        given = None
         condition, grid = embeddings_for(args, net)
         if condition is None:
             labels, grid = labels_for(args, net, args.num or DEFAULT_NUM)
@@ -328,24 +517,120 @@ def generate(args):
         flush=True)
     bins = sampling.sample(net, num, height, width, seed=args.seed,
                            temperature=args.temperature, progress=not args.no_progress,
-                           given=given, sampler=args.sampler, condition=condition)
+                           given=given, sampler=args.sampler, condition=condition,
+                           top_rows=top)
+    q = config["q_levels"]
+    if args.complete:
+        picture, grid = completion_picture(originals, bins, keep_rows(args), q)
+        save_outputs(args.out, quantize.to_display(bins, q), grid, picture=picture)
+        return bins
     row_labels = list(range(10)) if args.labels is not None and not args.reconstruct else None
-    save_outputs(args.out, quantize.to_display(bins, config["q_levels"]), grid, row_labels)
+    save_outputs(args.out, quantize.to_display(bins, q), grid, row_labels)
     return bins
 
 
-def save_outputs(png_path, images, grid=None, row_labels=None):
-    """Write the grid PNG and the .npy; on failure neither is left behind."""
-    from lib.checkpoint import atomic_write
-    images = images[..., 0] if images.shape[-1] == 1 else images
-    npy_path = os.path.splitext(png_path)[0] + ".npy"
-    atomic_write(npy_path, lambda f: numpy.save(f, images))
+def images_asked(args):
+    """How many images the options ask to draw at once."""
+    if args.complete:
+        return args.complete * completions_per_image(args)
+    if args.reconstruct:
+        return args.reconstruct
+    if args.labels is not None:
+        return 10 * (max(1, args.num // 10) if args.num is not None else 10)
+    if args.interpolate is not None:
+        return (args.num or 4) * args.steps
+    return args.num or DEFAULT_NUM
+
+
+# Bytes per sub-pixel of the arrays every image needs: its random numbers (8), bins
+# and grey levels (2), the float inputs (4), the grid picture (2x2 enlarged, 4) and its
+# PNG buffers (about 4 more).
+BYTES_PER_SUBPIXEL = 22
+
+
+def memory_needed(num, height, width, config, sampler):
+    """A low estimate of the bytes drawing ``num`` images at once takes: the arrays of
+    every image, and the maps of one row (cached samplers) or of the whole image (the
+    naive sampler's network pass) for every layer, float32."""
+    per_image = height * width * config["input_dim"] * BYTES_PER_SUBPIXEL
+    maps = config["dim"] * config["num_layers"] * 4 * (
+        width if sampler == "cached" else height * width)
+    return num * (per_image + maps)
+
+
+def available_memory():
+    """Bytes of memory available now (Linux MemAvailable), or None when unknown."""
     try:
-        pictures.save_grid(png_path, images, *(grid or (None, None)), row_labels=row_labels)
-    except BaseException:
-        os.remove(npy_path)
-        raise
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(num, config, args):
+    """Refuse (UsageError) a number of images whose arrays cannot fit in the memory
+    available, before anything is allocated."""
+    import sampling
+    height, width = (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE) if args.complete or args.reconstruct \
+        else (args.height, args.width)
+    sampler = "cached" if args.sampler == "cached" and sampling.has_cached_sampler(config) \
+        else "naive"
+    need, have = memory_needed(num, height, width, config, sampler), available_memory()
+    if have is not None and need > have:
+        most = max(1, int(num * have / need))
+        raise UsageError("{:,} images of {} x {} need at least {} of memory at once, more "
+                         "than the {} available: ask for at most about {:,} (run again with "
+                         "another --seed for more)".format(num, height, width, size_text(need),
+                                                           size_text(have), most))
+
+
+def size_text(nbytes):
+    """Bytes as '3.2 GB' (powers of 1000)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1000 or unit == "PB":
+            return "{:.0f} {}".format(nbytes, unit) if unit == "bytes" \
+                else "{:.1f} {}".format(nbytes, unit)
+        nbytes /= 1000.0
+
+
+def save_outputs(png_path, images, grid=None, row_labels=None, picture=None):
+    """Write the .npy of ``images`` (num, height, width[, 3]) uint8 and the grid PNG of
+    ``picture`` (the same images when None), both or neither: each goes to a temporary
+    file beside its name, and only once both are written are they renamed into place,
+    so a failure leaves every existing file as it was."""
+    from lib.checkpoint import atomic_write
+
+    def grey(x):
+        return x[..., 0] if x.shape[-1] == 1 else x
+
+    images = grey(images)
+    picture = images if picture is None else grey(picture)
+    png = pictures.grid_png(picture, *(grid or (None, None)), row_labels=row_labels)
+    npy_path = npy_path_for(png_path)
+    staged = [(staging_path(path), path, write) for path, write in (
+        (npy_path, lambda f: numpy.save(f, images)), (png_path, lambda f: f.write(png)))]
+    try:
+        for temporary, _, write in staged:
+            atomic_write(temporary, write)   # whole or absent
+        for temporary, path, _ in staged:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _, _ in staged:
+            if os.path.exists(temporary):
+                os.remove(temporary)
     print("wrote {} and {}".format(png_path, npy_path))
+
+
+def staging_path(path):
+    """A hidden name beside ``path`` for the file before it takes ``path``'s place."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, ".staged-{}-{}".format(os.getpid(), name))
 
 
 def main(argv=None):
@@ -359,6 +644,13 @@ def main(argv=None):
     except OSError as err:
         print("error: {}".format(err), file=sys.stderr)
         return EXIT_FAILED
+    except MemoryError:
+        print("error: out of memory while drawing; ask for fewer images (--num)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

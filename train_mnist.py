@@ -12,6 +12,7 @@ configuration is the command line below; its defaults are the original's
 constants. The work itself is in the ``training`` package.
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -104,11 +105,16 @@ def build_parser():
     d = p.add_argument_group("data")
     d.add_argument("--dataset", choices=["mnist", "fashion-mnist", "binarized-mnist"],
                    default="mnist",
-                   help="which 28x28 dataset to train on; validation uses its test split. "
-                        "binarized-mnist: Q_LEVELS 2 on 0/1 pixels, the fixed "
-                        "binarization when the data folder holds binarized_mnist_*.amat, "
-                        "else MNIST binarized afresh every epoch (data/binarized.py). "
-                        "test split")
+                   help="which 28x28 dataset to train on. binarized-mnist: Q_LEVELS 2 on "
+                        "0/1 pixels, the fixed binarization when the data folder holds "
+                        "the binarized_mnist_*.amat files, else MNIST binarized afresh "
+                        "every epoch (data/binarized.py)")
+    d.add_argument("--valid-split", type=int, default=10000, metavar="N",
+                   help="hold out the last N training images for validation (with the "
+                        "fixed binarization, N = 10000 is binarized_mnist_valid.amat); the "
+                        "learning-rate choices and the checkpoint to keep use them, and the "
+                        "test images are left for evaluate.py. 0: validate on the test "
+                        "images, as the original did")
     d.add_argument("--data-dir", default=None,
                    help="folder with the four IDX files (default: $MNIST_DIR, else a "
                         "per-user cache, downloading when absent)")
@@ -120,14 +126,16 @@ def build_parser():
     d.add_argument("--train-limit", type=int, default=None,
                    help="use only the first N training images")
     d.add_argument("--valid-limit", type=int, default=None,
-                   help="use only the first N test images for validation")
+                   help="use only the first N validation images")
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", default="runs/mnist",
                    help="where every output goes; must not already hold a run (use "
                         "--resume for that)")
     o.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run saved in DIR, which is also the output folder. "
-                        "Its saved settings are kept; only --epochs, the data options, "
+                        "Its saved settings are kept (runs saved before --valid-split "
+                        "existed keep validating on the test images); only --epochs, the "
+                        "data options but --dataset and --valid-split, "
                         "--valid-batch-size, --samples-every, --state-every, "
                         "--save-original-format (and --graph, --time-budget, "
                         "--no-progress) may be given again")
@@ -146,7 +154,7 @@ _MINIMUMS = (("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
              ("epochs", 1), ("train_limit", 1), ("valid_limit", 1), ("grad_clip", 0),
              ("samples_every", 0), ("state_every", 0), ("embed_dim", 1), ("encoder_dim", 1),
              ("encoder_convs", 1), ("encoder_steps", 0), ("condition_map", 0),
-             ("margin", 0), ("time_budget", 0.01), ("seed", 0))
+             ("margin", 0), ("time_budget", 0.01), ("seed", 0), ("valid_split", 0))
 
 
 def parse_args(argv=None):
@@ -155,16 +163,6 @@ def parse_args(argv=None):
     with code 2."""
     p = build_parser()
     args = p.parse_args(argv)
-    for name, low in _MINIMUMS:
-        value = getattr(args, name)
-        if value is not None and not value >= low:
-            p.error("--{} must be at least {}, got {}".format(
-                name.replace("_", "-"), low, value))
-    if args.num_layers < builder.MIN_LAYERS[args.model]:
-        p.error("--num-layers must be at least {} for --model {}, got {}".format(
-            builder.MIN_LAYERS[args.model], args.model, args.num_layers))
-    if args.seed > MAX_SEED:
-        p.error("--seed must be at most {}, got {}".format(MAX_SEED, args.seed))
     explicit = build_parser()
     for action in explicit._actions:
         action.default = argparse.SUPPRESS
@@ -174,52 +172,159 @@ def parse_args(argv=None):
             p.error("--dataset binarized-mnist has 2 levels; leave out --q-levels {}".format(
                 args.q_levels))
         args.q_levels = 2
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        p.error("--lr must be a positive number, got {}".format(args.lr))
-    try:
-        quantize.check_levels(args.q_levels)
-    except ValueError as err:
-        p.error(str(err))
+    problem = setting_problem(vars(args))
+    if problem:
+        p.error(problem)
     if args.resume and "out_dir" in given:
         p.error("--out-dir cannot be used with --resume: the run's folder is {}".format(
             args.resume))
     return args, given
 
 
+def setting_problem(values):
+    """The first problem of the settings ``values`` (``{setting: value}``: the
+    command line's, or a resumed run's), as one line naming the option; None
+    when they are all valid."""
+    for name, low in _MINIMUMS:
+        value = values.get(name)
+        if value is not None and not value >= low:
+            return "--{} must be at least {}, got {}".format(name.replace("_", "-"), low, value)
+    if values["num_layers"] < builder.MIN_LAYERS[values["model"]]:
+        return "--num-layers must be at least {} for --model {}, got {}".format(
+            builder.MIN_LAYERS[values["model"]], values["model"], values["num_layers"])
+    if values["seed"] > MAX_SEED:
+        return "--seed must be at most {}, got {}".format(MAX_SEED, values["seed"])
+    if not (values["lr"] > 0 and math.isfinite(values["lr"])):
+        return "--lr must be a positive number, got {}".format(values["lr"])
+    try:
+        quantize.check_levels(values["q_levels"])
+        builder.condition_dim(values)
+        builder.condition_map_shape(values)
+    except ValueError as err:
+        return str(err)
+    if values["dataset"] == "binarized-mnist" and values["q_levels"] != 2:
+        return "--dataset binarized-mnist has 2 levels, not --q-levels {}".format(
+            values["q_levels"])
+    if values["dataset"] == "binarized-mnist" and values["conditional"] == "embedding":
+        return ("--conditional embedding does not work with --dataset binarized-mnist (the "
+                "encoder would see other images than the network is trained on); use "
+                "--conditional class, or --dataset mnist")
+    return None
+
+
 def load_data(config):
-    """The run's images (``config``: dataset, data_dir, no_download, no_verify);
-    DataError -> RunError."""
+    """The splits a run reads (``config``: dataset, data_dir, no_download,
+    no_verify, valid_split): the training split and, with valid_split 0, the
+    test split (the fixed binarization's valid split otherwise), as
+    ``<split>_images`` uint8 (num, 28, 28) and ``<split>_labels`` (None for the
+    fixed binarization). DataError -> RunError."""
+    held_out = config.get("valid_split", 0)
     try:
         if config["dataset"] == "binarized-mnist":
             data = binarized.load_binarized(config["data_dir"],
                                             download=not config["no_download"],
-                                            verify=not config["no_verify"])
+                                            verify=not config["no_verify"],
+                                            splits=binarized_splits(config))
             print(binarized.describe(data["binarization"]), flush=True)
             return data
         return mnist.load_dataset(config["data_dir"], dataset=config["dataset"],
                                   download=not config["no_download"],
-                                  verify=not config["no_verify"])
+                                  verify=not config["no_verify"],
+                                  splits=("train",) if held_out else ("train", "test"))
     except mnist.DataError as err:
         raise RunError(str(err))
+
+
+def select_validation(data, config):
+    """``data`` with the last valid_split training images moved to ``valid_images``
+    (and labels); unchanged with valid_split 0 (the test images validate then)."""
+    held_out = config.get("valid_split", 0)
+    if not held_out:
+        return data
+    try:
+        if data.get("binarization"):
+            return binarized.hold_out(data, held_out)
+        return dict(data, **mnist.hold_out(data, held_out))
+    except mnist.DataError as err:
+        raise RunError(str(err))
+
+
+def binarized_splits(config):
+    """The splits of binarized MNIST a run reads: the fixed files' valid split is
+    part of the training split when images are held out (binarized.hold_out)."""
+    return ("train", "valid") if config.get("valid_split", 0) else ("train", "test")
+
+
+def check_binarization(config, data, out_dir):
+    """Record the binarization of a binarized-MNIST run in ``config``; RunError when a
+    resumed run would train on another binarization than it started with."""
+    found = data.get("binarization")
+    recorded = config.get("binarization")
+    if recorded and found != recorded:
+        fix = ("a folder that holds the binarized_mnist_*.amat files"
+               if recorded == binarized.FIXED else
+               "a folder without binarized_mnist_*.amat files (MNIST's IDX files only)")
+        raise RunError("{} was trained on the {} binarization, but the data folder gives the "
+                       "{} one; resume with --data-dir {}".format(out_dir, recorded, found, fix))
+    config["binarization"] = found
 
 
 def limit_data(data, config):
     """Apply --train-limit / --valid-limit and check there is enough to train on."""
     data = dict(data)
+    valid = "valid" if "valid_images" in data else "test"
     if config.get("train_limit"):
         data["train_images"] = data["train_images"][:config["train_limit"]]
     if config.get("valid_limit"):
-        data["test_images"] = data["test_images"][:config["valid_limit"]]
+        data[valid + "_images"] = data[valid + "_images"][:config["valid_limit"]]
     if len(data["train_images"]) < config["batch_size"]:
         raise RunError("{} training images are fewer than one batch of {}".format(
             len(data["train_images"]), config["batch_size"]))
-    if len(data["test_images"]) == 0:
-        raise RunError("there are no validation (test) images")
+    if len(data[valid + "_images"]) == 0:
+        raise RunError("there are no validation ({}) images".format(valid))
     if data.get("train_labels") is None and config.get("conditional", "none") != "none":
         raise RunError("the fixed binarized MNIST files hold no labels; a conditional model "
-                       "cannot train on them (remove the .amat files to binarize MNIST "
-                       "dynamically, with its labels)")
+                       "cannot train on them (move the .amat files out of the data folder "
+                       "to binarize MNIST dynamically, with its labels)")
+    print(run_folder.describe_validation(config, len(data["train_images"]),
+                                         len(data[valid + "_images"])), flush=True)
     return data
+
+
+def check_saved(config, given, path):
+    """RunError when a saved setting of a resumed run (those not ``given`` again) has
+    a type or value the command line would refuse; ``path``: its config.json."""
+    fix = "correct the file, or start a new run with --out-dir"
+    for action in build_parser()._actions:
+        key = action.dest
+        if key in config and key not in given and not saved_type_fits(action, config[key]):
+            raise RunError("{}: \"{}\" is {}, which {} does not take; {}".format(
+                path, key, json.dumps(config[key]), action.option_strings[0], fix))
+    if config.get("input_dim") != 1:
+        raise RunError("{}: \"input_dim\" is {}, not 1 (MNIST is greyscale); {}".format(
+            path, json.dumps(config.get("input_dim")), fix))
+    if config.get("binarization") not in (None, binarized.FIXED, binarized.DYNAMIC):
+        raise RunError("{}: \"binarization\" is {}, not \"{}\" or \"{}\"; {}".format(
+            path, json.dumps(config["binarization"]), binarized.FIXED, binarized.DYNAMIC, fix))
+    problem = setting_problem(dict(config, **given))
+    if problem:
+        raise RunError("{}: {}; {}".format(path, problem, fix))
+
+
+def saved_type_fits(action, value):
+    """True when ``value`` (from a config.json) is of the kind ``action`` parses."""
+    if action.choices is not None:
+        return isinstance(value, str) and value in action.choices
+    if value is None:
+        return action.default is None
+    if isinstance(value, bool):
+        return action.type is None and action.const is True  # a store_true flag
+    if action.type is int:
+        return isinstance(value, int)
+    if action.type is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, str) and action.type is None and action.nargs is None \
+        and action.const is None
 
 
 def describe_resume(config, given):
@@ -248,9 +353,11 @@ def start_trainer(args, config, data, out_dir, fresh):
         except CheckpointError as err:
             raise RunError("{}. {}".format(err, run_folder.way_forward(out_dir)))
     trainer.prepare_conditions()
-    run_folder.write_config(out_dir, config)  # resumed: with the settings it changed
     if fresh:
+        run_folder.write_config(out_dir, config)
         trainer.save_state()
+    else:  # with the settings it changed, once its first state is saved
+        trainer.resumed, trainer.pending_config = True, config
     return trainer
 
 
@@ -269,9 +376,12 @@ def run(args, given, data=None, on_step=None):
         out_dir, config = args.out_dir, run_folder.new_config(vars(args))
     else:
         out_dir = args.resume
+        path = os.path.join(out_dir, run_folder.CONFIG_FILE)
         config, before = run_folder.saved_config(out_dir, {
-            k: v for k, v in given.items() if k in run_folder.CONFIG_KEYS})
-        finished = run_folder.check_state_file(out_dir)
+            k: v for k, v in given.items() if k in run_folder.CONFIG_KEYS},
+            check=lambda saved, changed: check_saved(saved, changed, path))
+        finished = run_folder.check_state_file(out_dir, config)
+        run_folder.read_history(out_dir)  # a damaged history.json stops the run here
         if finished >= config["epochs"]:
             print("{} already holds {} epochs; raise --epochs to train more".format(
                 out_dir, finished))
@@ -280,7 +390,9 @@ def run(args, given, data=None, on_step=None):
         if before["lr"] != config["lr"]:
             print("learning rate {} from here on (it was {})".format(
                 config["lr"], before["lr"]), flush=True)
-    data = limit_data(load_data(config) if data is None else data, config)
+    data = load_data(config) if data is None else data
+    check_binarization(config, data, out_dir)
+    data = limit_data(select_validation(data, config), config)
     created = run_folder.prepare_out_dir(out_dir, fresh)
     try:
         trainer = start_trainer(args, config, data, out_dir, fresh)

@@ -6,10 +6,11 @@ Two versions exist, and NLLs measured on them are close but not the same:
   files ``binarized_mnist_{train,valid,test}.amat`` (text, one image a line,
   784 zeros and ones separated by spaces), used when the data folder holds
   them;
-* dynamic binarization of the grey MNIST images, used otherwise: each pixel
-  is 1 with probability intensity / 255, drawn afresh every epoch from a
-  stream seeded by (seed, epoch); the test images are binarized once with
-  ``TEST_SEED``.
+* dynamic binarization of the grey MNIST images, used when the folder holds
+  no ``.amat`` file: each pixel is 1 with probability intensity / 255, drawn
+  afresh every epoch from a stream seeded by (seed, epoch); the test images
+  are binarized once with ``TEST_SEED``, held-out validation images once with
+  ``VALID_SEED``.
 
 Images come out as uint8 ``(num, 28, 28)`` holding 0 or 255, so that
 ``quantize.quantize(images, 2)`` turns them into bins and inputs 0/1.
@@ -23,7 +24,9 @@ from data.idx import DataError
 
 AMAT_FILES = {"train": "binarized_mnist_train.amat", "valid": "binarized_mnist_valid.amat",
               "test": "binarized_mnist_test.amat"}
+AMAT_SIZES = {"train": 50000, "valid": 10000, "test": 10000}
 TEST_SEED = 20160101
+VALID_SEED = 20160102
 FIXED, DYNAMIC = "fixed", "dynamic"
 
 
@@ -39,17 +42,18 @@ def epoch_binarization(images, seed, epoch):
     return binarize(images, numpy.random.RandomState([seed, epoch, 1]))
 
 
-def read_amat(path):
+def read_amat(path, expected=None):
     """A ``.amat`` file -> (num, 28, 28) uint8 of 0/255; DataError naming the file and
-    line for a line that is not 784 zeros and ones."""
+    line for a line that is not 784 zeros and ones, and (``expected`` given) for a
+    file that does not hold that many images."""
     try:
-        with open(path) as f:
+        with open(path, "rb") as f:
             lines = f.read().splitlines()
     except OSError as err:
         raise DataError("{}: cannot read the file ({})".format(path, err.strerror or err))
     images = numpy.zeros((len(lines), 28 * 28), dtype=numpy.uint8)
-    for n, line in enumerate(lines):
-        values = line.split()
+    for n, raw in enumerate(lines):
+        values = _amat_line(path, n + 1, raw)
         if len(values) != 28 * 28:
             raise DataError("{}, line {}: {} values, expected 784 (one 28x28 image a line). "
                             "The file is truncated or not a binarized MNIST file".format(
@@ -61,28 +65,118 @@ def read_amat(path):
         images[n] = numpy.array(values) == "1"
     if not len(images):
         raise DataError("{}: the file holds no images".format(path))
+    if expected is not None and len(images) != expected:
+        raise DataError("{}: holds {} images, expected {} (the standard split); pass "
+                        "--no-verify for a custom file".format(path, len(images), expected))
     return (images * 255).reshape(-1, 28, 28)
 
 
-def load_binarized(data_dir=None, download=True, verify=True, seed=0):
-    """``{train_images, test_images, train_labels, test_labels, binarization}``.
+def _amat_line(path, number, raw):
+    """The words of line ``number`` (bytes ``raw``) of a .amat file; DataError when
+    it is not text."""
+    try:
+        return raw.decode("utf-8").split()
+    except UnicodeDecodeError as err:
+        raise DataError("{}, line {}: byte {} is not UTF-8 text; the file is damaged or "
+                        "not a binarized MNIST .amat file".format(
+                            path, number, hex(raw[err.start])))
 
-    With the fixed ``.amat`` files in the folder: their train and test images
-    (0/255; the labels are not in those files, so they are None) and
-    ``binarization = "fixed"``. Otherwise grey MNIST's train images (binarized per
-    epoch by the trainer, :func:`epoch_binarization`), its test images binarized
-    once with ``TEST_SEED``, the labels, and ``binarization = "dynamic"``.
+
+def fixed_files(folder):
+    """(found, missing): the splits whose .amat file is / is not in ``folder``."""
+    found = [s for s in AMAT_FILES if os.path.isfile(os.path.join(folder, AMAT_FILES[s]))]
+    return found, [s for s in AMAT_FILES if s not in found]
+
+
+def load_binarized(data_dir=None, download=True, verify=True, splits=("train", "test")):
+    """``{<split>_images, <split>_labels for each of splits, binarization}``; splits
+    among "train", "valid" (the fixed files' validation split) and "test".
+
+    With the fixed ``.amat`` files of those splits in the folder: their images
+    (0/255; the files hold no labels, so the labels are None) and
+    ``binarization = "fixed"``; ``verify`` checks the standard sizes (50,000 /
+    10,000 / 10,000). Without any ``.amat`` file: grey MNIST's train images
+    (binarized per epoch by the trainer, :func:`epoch_binarization`), its test
+    images binarized once with ``TEST_SEED``, the labels, and ``binarization =
+    "dynamic"`` ("valid" is then held out of "train" by :func:`hold_out`, so it
+    reads the train files). Some ``.amat`` files but not those of ``splits``:
+    DataError saying which are found and which are missing.
     """
+    unknown = [s for s in splits if s not in AMAT_FILES]
+    if unknown or not splits:
+        raise DataError("unknown splits {}; choose among {}".format(
+            unknown or "(none given)", ", ".join(AMAT_FILES)))
     folder = mnist.resolve_data_dir(data_dir, "mnist")
-    paths = {split: os.path.join(folder, name) for split, name in AMAT_FILES.items()}
-    if os.path.isfile(paths["train"]) and os.path.isfile(paths["test"]):
-        return {"train_images": read_amat(paths["train"]), "train_labels": None,
-                "test_images": read_amat(paths["test"]), "test_labels": None,
-                "binarization": FIXED}
-    data = mnist.load_dataset(data_dir, "mnist", download=download, verify=verify)
-    data["test_images"] = binarize(data["test_images"], numpy.random.RandomState(TEST_SEED))
+    found, _ = fixed_files(folder)
+    if found:
+        missing = [s for s in splits if s not in found]
+        if missing:
+            raise DataError(
+                "{} holds {} but not {}: add the missing file{} for the fixed binarization, "
+                "or move the .amat files out of the folder to binarize MNIST dynamically"
+                .format(folder, ", ".join(AMAT_FILES[s] for s in found),
+                        ", ".join(AMAT_FILES[s] for s in missing),
+                        "s" if len(missing) > 1 else ""))
+        data = {"binarization": FIXED}
+        for split in splits:
+            data[split + "_images"] = read_amat(os.path.join(folder, AMAT_FILES[split]),
+                                                AMAT_SIZES[split] if verify else None)
+            data[split + "_labels"] = None
+        return data
+    grey = [s for s in ("train", "test") if s in splits]
+    if "valid" in splits and "train" not in grey:
+        grey.insert(0, "train")
+    data = mnist.load_dataset(data_dir, "mnist", download=download, verify=verify,
+                              splits=tuple(grey))
+    if "test" in splits:
+        data["test_images"] = binarize(data["test_images"],
+                                       numpy.random.RandomState(TEST_SEED))
     data["binarization"] = DYNAMIC
     return data
+
+
+def hold_out(data, num):
+    """``data`` of :func:`load_binarized` (with "train" and, for the fixed files,
+    "valid") with its last ``num`` training images moved to ``valid_images``.
+
+    Fixed files: the training split is binarized_mnist_train.amat followed by
+    binarized_mnist_valid.amat (60,000 images), so ``num`` = 10,000 holds out
+    exactly the valid file. Dynamic: the held-out grey images are binarized once
+    with ``VALID_SEED``, so every validation sees the same bits.
+    """
+    data = dict(data)
+    if data["binarization"] == FIXED:
+        pool = numpy.concatenate([data["train_images"], data.pop("valid_images")])
+        data.pop("valid_labels", None)
+        data.update(mnist.hold_out({"train_images": pool, "train_labels": None}, num))
+        return data
+    data.update(mnist.hold_out(data, num))
+    data["valid_images"] = binarize(data["valid_images"], numpy.random.RandomState(VALID_SEED))
+    return data
+
+
+def dataset_name(dataset, binarization=None):
+    """'mnist', 'fashion-mnist', 'binarized-mnist (fixed binarization)', ..."""
+    if dataset == "binarized-mnist" and binarization:
+        return "{} ({} binarization)".format(dataset, binarization)
+    return str(dataset)
+
+
+def other_dataset_warning(path, recorded, dataset, binarization=None):
+    """One line warning that checkpoint ``path``, whose description ``recorded``
+    (a dict) names the data it was trained on, is used on another ``dataset``
+    (and ``binarization``); None when they agree or nothing is recorded."""
+    trained = recorded.get("dataset")
+    if not trained:
+        return None
+    same = trained == dataset and (
+        not (binarization and recorded.get("binarization"))
+        or binarization == recorded["binarization"])
+    if same:
+        return None
+    return "warning: {} was trained on {}, but these images are {}; its figures do not " \
+        "describe its own data".format(path, dataset_name(trained, recorded.get("binarization")),
+                                       dataset_name(dataset, binarization))
 
 
 def describe(binarization):

@@ -264,6 +264,22 @@ def _check_split(split, images, labels, folder, verify):
             folder, split, int(labels.max()), NUM_CLASSES - 1))
 
 
+def hold_out(data, num):
+    """``{train_images, train_labels, valid_images, valid_labels}``: the last ``num``
+    of ``data``'s training images (and labels, which may be None) held out for
+    validation, the rest kept for training; DataError when ``num`` leaves no
+    training image."""
+    images, labels = data["train_images"], data.get("train_labels")
+    if num >= len(images):
+        raise DataError("--valid-split {} leaves no training images: the training split "
+                        "holds {}; give a smaller --valid-split (or 0 to validate on the "
+                        "test images)".format(num, len(images)))
+    keep = len(images) - num
+    return {"train_images": images[:keep], "valid_images": images[keep:],
+            "train_labels": None if labels is None else labels[:keep],
+            "valid_labels": None if labels is None else labels[keep:]}
+
+
 def main(argv=None):
     """Command line: fetch (if needed), verify and summarise a dataset."""
     import argparse

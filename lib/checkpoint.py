@@ -66,6 +66,8 @@ def atomic_write(path, write):
 
 
 META_KEY = "__meta__"  # optional JSON description of the model, stored as uint8 bytes
+# Keys of that description naming the data a model was trained on, not the model.
+DATASET_KEYS = ("dataset", "binarization")
 
 
 def save_arrays(path, arrays, meta=None):

@@ -24,7 +24,7 @@ import theano
 import theano.tensor as T
 
 from lib import Model, WrapperLayer
-from lib.checkpoint import CheckpointError, read_checkpoint
+from lib.checkpoint import DATASET_KEYS, CheckpointError, read_checkpoint
 from models import gated_pixel_cnn, masked_pixel_cnn, pixel_conv, pixel_rnn
 from models.pixel_conv import pixelConv
 
@@ -132,8 +132,8 @@ GRAPHS = ("fast", "faithful")
 
 
 def has_fast_graph(config):
-    """True when ``config``'s model has a channels-last fast graph."""
-    return config.get("model", "pixelconv") in ("pixelconv", "gated")
+    """True when ``config``'s model has a channels-last fast graph (every model has)."""
+    return config.get("model", "pixelconv") in MODELS
 
 
 def build(config, graph="faithful"):
@@ -173,6 +173,12 @@ def build(config, graph="faithful"):
                                               condition_dim=cdim,
                                               condition_map=condition_map_shape(config),
                                               **kwargs)
+    elif fast:
+        from models import fast_pixel_rnn
+        cls = {"masked": fast_pixel_rnn.FastMaskedPixelCNN,
+               "rowlstm": fast_pixel_rnn.FastRowLSTMPixelRNN,
+               "diagbilstm": fast_pixel_rnn.FastDiagonalBiLSTMPixelRNN}[kind]
+        layer = cls(*args, Q_LEVELS=config["q_levels"], **kwargs)
     elif kind == "masked":
         layer = masked_pixel_cnn.MaskedPixelCNN(*args, Q_LEVELS=config["q_levels"], **kwargs)
     else:
@@ -223,7 +229,9 @@ def read_network_checkpoint(path):
     if any(k.startswith("param/") for k in arrays):  # a training state.npz
         arrays = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     try:
-        config = dict(meta) if meta else infer_config(arrays)
+        # the data the model was trained on is not part of its config
+        config = {k: v for k, v in meta.items() if k not in DATASET_KEYS} if meta \
+            else infer_config(arrays)
         condition_dim(config)
     except (ValueError, TypeError) as err:
         raise ValueError("{}: {}".format(path, err))

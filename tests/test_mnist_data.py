@@ -492,3 +492,26 @@ def test_real_mnist(real_mnist):
     assert np.bincount(real_mnist["test_labels"]).tolist() == [
         980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert real_mnist["train_images"].mean() == pytest.approx(33.318, abs=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# Held-out validation (train_mnist.py --valid-split)
+
+
+def test_hold_out_keeps_the_first_images_for_training_and_the_last_for_validation():
+    images, labels = small_split(10, seed=2)
+    split = mnist.hold_out({"train_images": images, "train_labels": labels}, 3)
+    np.testing.assert_array_equal(split["train_images"], images[:7])
+    np.testing.assert_array_equal(split["valid_images"], images[7:])
+    np.testing.assert_array_equal(split["train_labels"], labels[:7])
+    np.testing.assert_array_equal(split["valid_labels"], labels[7:])
+    unlabelled = mnist.hold_out({"train_images": images, "train_labels": None}, 3)
+    assert unlabelled["valid_labels"] is None and len(unlabelled["valid_images"]) == 3
+
+
+@pytest.mark.parametrize("num", [10, 11])
+def test_hold_out_of_every_image_is_refused(num):
+    images, labels = small_split(10, seed=2)
+    with pytest.raises(DataError, match="--valid-split {} leaves no training images: the "
+                                        "training split holds 10".format(num)):
+        mnist.hold_out({"train_images": images, "train_labels": labels}, num)

@@ -56,10 +56,11 @@ def bar_images(rng, num):
 
 
 def cli(data_dir, out_dir, *extra):
-    """Arguments of a tiny run reading the synthetic IDX files."""
+    """Arguments of a tiny run reading the synthetic IDX files, validating on their
+    test images (tests/test_valid_split.py covers the held-out split)."""
     return ["--num-layers", "2", "--dim", "4", "--q-levels", "4", "--batch-size", str(BATCH),
             "--data-dir", str(data_dir), "--no-verify", "--no-download", "--no-progress",
-            "--out-dir", str(out_dir)] + list(extra)
+            "--valid-split", "0", "--out-dir", str(out_dir)] + list(extra)
 
 
 def call_main(argv, **hooks):

@@ -15,7 +15,7 @@ import sampling
 from data import pictures
 from lib.checkpoint import atomic_write
 from models import build as builder
-from training.run_folder import HISTORY_FILE, model_description
+from training.run_folder import HISTORY_FILE, checkpoint_meta
 
 NUM_PICTURES, GRID = 25, (5, 5)
 
@@ -24,7 +24,7 @@ NUM_PICTURES, GRID = 25, (5, 5)
 def write_checkpoint(trainer, epoch, nll):
     """The epoch's parameters, named with the epoch and the validation NLL."""
     path = os.path.join(trainer.out_dir, "epoch_{:03d}_val_{:.5f}".format(epoch, nll))
-    trainer.net.all_params.save_params(path + ".npz", meta=model_description(trainer.config))
+    trainer.net.all_params.save_params(path + ".npz", meta=checkpoint_meta(trainer.config))
     if trainer.config.get("save_original_format"):
         trainer.net.all_params.save_params(path + ".pkl", original_format=True)
 

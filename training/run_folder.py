@@ -12,7 +12,7 @@ import glob
 import json
 import os
 
-from lib.checkpoint import CheckpointError, atomic_write, load_arrays
+from lib.checkpoint import DATASET_KEYS, CheckpointError, atomic_write, read_checkpoint
 from models import build as builder
 
 STATE_FILE = "state.npz"
@@ -26,15 +26,19 @@ CONFIG_KEYS = ("model", "conditional", "condition_map", "embed_dim", "encoder_di
                "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
                "grad_clip", "epochs", "seed", "dataset", "data_dir", "no_download",
                "no_verify", "train_limit", "valid_limit", "save_original_format",
-               "samples_every", "state_every")
+               "samples_every", "state_every", "valid_split", "binarization")
 CHANGEABLE = ("epochs", "data_dir", "no_download", "no_verify", "valid_batch_size",
               "save_original_format", "samples_every", "state_every", "lr")
 # Defaults for settings that older runs did not save.
 OLD_RUN_DEFAULTS = {"model": "pixelconv", "conditional": "none", "input_dim": 1,
                     "dataset": "mnist", "valid_batch_size": 200, "grad_clip": 1.0,
                     "data_dir": None, "no_download": False, "no_verify": False,
-                    "condition_map": 0,
+                    "condition_map": 0, "binarization": None,
+                    # runs saved before --valid-split existed validated on the test images
+                    "valid_split": 0,
                     **builder.ENCODER_DEFAULTS}
+# What a run's validation images are, by its valid_split (history.json's "valid_set").
+HELD_OUT, TEST_SET = "held-out", "test"
 
 
 class RunError(Exception):
@@ -58,9 +62,32 @@ def model_description(config):
     return {k: config[k] for k in keys}
 
 
+def checkpoint_meta(config):
+    """The description stored in a run's checkpoints and states: the model's
+    (:func:`model_description`) and the data it was trained on."""
+    meta = model_description(config)
+    meta.update({k: config[k] for k in DATASET_KEYS if config.get(k)})
+    return meta
+
+
+def valid_set(config):
+    """HELD_OUT or TEST_SET: the images the run validates on."""
+    return HELD_OUT if config.get("valid_split") else TEST_SET
+
+
+def describe_validation(config, num_train, num_valid):
+    """One line for the log on the validation images of a run."""
+    if valid_set(config) == TEST_SET:
+        return "validation: {} test images (--valid-split 0); {} training images".format(
+            num_valid, num_train)
+    return "validation: {} of the last {} training images, held out (--valid-split); {} " \
+        "training images; the test images are not used".format(
+            num_valid, config["valid_split"], num_train)
+
+
 def new_config(options):
     """The config of a fresh run from ``{setting: value}`` (the command line)."""
-    config = {k: options[k] for k in CONFIG_KEYS}
+    config = {k: options.get(k) for k in CONFIG_KEYS}
     if config["data_dir"]:
         config["data_dir"] = os.path.abspath(os.path.expanduser(config["data_dir"]))
     config.update(input_dim=1)
@@ -72,23 +99,15 @@ def new_config(options):
     return config
 
 
-def saved_config(out_dir, given):
+def saved_config(out_dir, given, check=None):
     """(config, saved): the config saved in ``out_dir`` updated with the ``given``
     settings (``{setting: value}`` given again on the command line), and the
-    saved one as it was; RunError for a setting that a resumed run cannot change."""
-    try:
-        with open(os.path.join(out_dir, CONFIG_FILE)) as f:
-            config = json.load(f)
-    except (OSError, ValueError) as err:
-        raise RunError("{} holds no resumable run ({}); start one with --out-dir".format(
-            out_dir, err))
-    missing = [k for k in ("num_layers", "dim", "q_levels", "batch_size", "lr", "seed")
-               if not isinstance(config, dict) or k not in config]
-    if missing:
-        raise RunError("{} is not a run's config: {} missing".format(
-            os.path.join(out_dir, CONFIG_FILE), ", ".join(missing)))
-    for key, value in OLD_RUN_DEFAULTS.items():
-        config.setdefault(key, value)
+    saved one as it was; RunError for a setting that a resumed run cannot change.
+    ``check(config, given)``, if given, is called on the saved config before the
+    comparison (it raises RunError for a value the command line would refuse)."""
+    config = read_config(out_dir)
+    if check is not None:
+        check(config, given)
     fixed = sorted(k for k in given if k not in CHANGEABLE and given[k] != config.get(k))
     if fixed:
         raise RunError("--resume continues the run as it was set up; it cannot change {}. "
@@ -103,6 +122,49 @@ def saved_config(out_dir, given):
     return config, saved
 
 
+def read_config(out_dir):
+    """The config saved in ``out_dir``, with the defaults of settings older runs
+    did not save; RunError when it is missing or not a run's config."""
+    path = os.path.join(out_dir, CONFIG_FILE)
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as err:
+        raise RunError("{} holds no resumable run ({}); start one with --out-dir".format(
+            out_dir, err))
+    missing = [k for k in ("num_layers", "dim", "q_levels", "batch_size", "lr", "seed")
+               if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise RunError("{} is not a run's config: {} missing".format(path, ", ".join(missing)))
+    for key, value in OLD_RUN_DEFAULTS.items():
+        config.setdefault(key, value)
+    return config
+
+
+def read_history(out_dir):
+    """The records of history.json in ``out_dir`` (a list of dicts, each with its
+    "epoch", "train_nll" and "valid_nll"), [] when there is none; RunError when
+    the file is damaged."""
+    path = os.path.join(out_dir, HISTORY_FILE)
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path, "rb") as f:
+            history = json.loads(f.read().decode("utf-8"))
+        if not isinstance(history, list):
+            raise ValueError("not a list of epoch records")
+        for n, record in enumerate(history):
+            if not isinstance(record, dict) or not all(
+                    isinstance(record.get(k), (int, float)) and not isinstance(record[k], bool)
+                    for k in ("epoch", "train_nll", "valid_nll")):
+                raise ValueError("record {} is not an epoch's record (epoch, train_nll, "
+                                 "valid_nll)".format(n + 1))
+    except (OSError, ValueError) as err:
+        raise RunError("{} is damaged ({}). Put back a good copy, or move it away to resume "
+                       "without the records of the earlier epochs".format(path, err))
+    return history
+
+
 def option(key):
     """The command-line option of a setting: 'data_dir' -> '--data-dir'."""
     return "--" + key.replace("_", "-")
@@ -113,19 +175,30 @@ def write_config(out_dir, config):
                  lambda f: f.write(json.dumps(config, indent=1).encode()))
 
 
-def check_state_file(out_dir):
+def check_state_file(out_dir, config=None):
     """Read ``out_dir``'s state.npz once, before anything is compiled, and return
     the number of epochs it has finished; RunError (with the way forward) when
-    it is missing or damaged."""
+    it is missing or damaged, or (``config`` given) when it holds another model
+    than the one the run's config.json describes."""
     path = os.path.join(out_dir, STATE_FILE)
     if not os.path.isfile(path):
         raise RunError("{} holds no resumable state ({} is missing)".format(out_dir, STATE_FILE))
     try:
-        arrays = load_arrays(path)
+        arrays, meta = read_checkpoint(path)
         if "epoch" not in arrays:
             raise CheckpointError("{}: epoch is missing; not a resumable state".format(path))
     except CheckpointError as err:
         raise RunError("{}. {}".format(err, way_forward(out_dir)))
+    if config is not None and meta:
+        wanted = model_description(config)
+        other = sorted(k for k in wanted if k in meta and meta[k] != wanted[k])
+        if other:
+            raise RunError(
+                "{} describes another model than this run's {} ({}); the config.json "
+                "belongs to another run: put back this run's config.json".format(
+                    os.path.join(out_dir, CONFIG_FILE), STATE_FILE, ", ".join(
+                        "{} {} in {}, {} in config.json".format(
+                            k, meta[k], STATE_FILE, wanted[k]) for k in other)))
     return int(arrays["epoch"])
 
 
@@ -155,6 +228,9 @@ def prepare_out_dir(path, fresh):
         atomic_write(probe, lambda f: f.write(b"ok"))
         os.remove(probe)
     except OSError as err:
+        if not fresh:
+            raise RunError("cannot write to the run's folder {}: {}. Make it writable, or "
+                           "resume a writable copy of it".format(path, err.strerror or err))
         raise RunError("cannot write to output folder {}: {}. Choose another "
                        "--out-dir.".format(path, err.strerror or err))
     return created

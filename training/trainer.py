@@ -6,7 +6,6 @@ cross-entropy in nats per sub-pixel. The shuffle of each epoch depends only on
 (seed, epoch) and the state holds Adam's moments and the running epoch cost,
 so a resumed run continues exactly where an uninterrupted one would be.
 """
-import json
 import math
 import os
 
@@ -20,7 +19,8 @@ from lib.checkpoint import CheckpointError, load_arrays, save_arrays
 from lib.training import compile_train_step, nll_per_example, nll_per_subpixel
 from models import build as builder
 from training import outputs
-from training.run_folder import HISTORY_FILE, STATE_FILE, DivergedError, model_description
+from training import run_folder
+from training.run_folder import STATE_FILE, DivergedError
 
 LN2 = math.log(2.0)
 PRINT_EVERY = 100
@@ -30,7 +30,14 @@ class Trainer(object):
     """Owns the compiled functions, the data and the run's state."""
 
     def __init__(self, config, data, out_dir, progress=True, graph="fast"):
+        """``data``: uint8 (num, 28, 28) ``train_images`` and ``valid_images`` (else
+        ``test_images``, the validation images of a run with --valid-split 0), with
+        their labels (or None) and, for binarized MNIST, the ``binarization``."""
         self.config, self.out_dir, self.progress = config, out_dir, progress
+        # written just before the first state is saved (a resumed run's changed
+        # settings): a run that fails before leaves config.json as it was
+        self.pending_config = None
+        self.resumed = False
         numpy.random.seed(config["seed"])  # the original initialiser's random stream
         self.net = builder.build(config, graph=graph)
         fast = graph == "fast" and builder.has_fast_graph(config)
@@ -40,9 +47,10 @@ class Trainer(object):
         self.train_grey = data["train_images"] \
             if data.get("binarization") == binarized.DYNAMIC else None
         self.train_x, self.train_t = quantize.quantize(data["train_images"][..., None], q)
-        self.valid_x, self.valid_t = quantize.quantize(data["test_images"][..., None], q)
+        valid = "valid" if "valid_images" in data else "test"
+        self.valid_x, self.valid_t = quantize.quantize(data[valid + "_images"][..., None], q)
         self.conditional = self.net.H is not None
-        labels = (data.get("train_labels"), data.get("test_labels"))
+        labels = (data.get("train_labels"), data.get(valid + "_labels"))
         self.train_labels = None if labels[0] is None else labels[0][:len(self.train_x)]
         self.valid_labels = None if labels[1] is None else labels[1][:len(self.valid_x)]
         self.encoder_trained = False
@@ -82,10 +90,19 @@ class Trainer(object):
         if bad:
             raise DivergedError(
                 "{} became NaN or infinite at epoch {}, iteration {}; stopping. The last "
-                "good state is kept in {}; try a lower --lr or --grad-clip".format(
+                "good state is kept in {}; {}".format(
                     ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else ""),
-                    self.epoch + 1, self.iteration, self.state_path))
-        save_arrays(self.state_path, arrays, meta=model_description(self.config))
+                    self.epoch + 1, self.iteration, self.state_path, self.advice()))
+        if self.pending_config is not None:
+            run_folder.write_config(self.out_dir, self.pending_config)
+            self.pending_config = None
+        save_arrays(self.state_path, arrays, meta=run_folder.checkpoint_meta(self.config))
+
+    def advice(self):
+        """What to try after the run diverged (--resume cannot change --grad-clip)."""
+        if self.resumed:
+            return "resume with a lower --lr"
+        return "try a lower --lr or --grad-clip"
 
     def load_state(self, path):
         """Restore a state written by ``save_state``; raises CheckpointError."""
@@ -109,10 +126,8 @@ class Trainer(object):
         self.epoch, self.iteration = int(arrays["epoch"]), int(arrays["iteration"])
         self.cost_sum = float(arrays.get("epoch_cost_sum", 0.0))
         self.cost_count = int(arrays.get("epoch_cost_count", 0))
-        history_path = os.path.join(self.out_dir, HISTORY_FILE)
-        if os.path.exists(history_path):
-            with open(history_path) as f:
-                self.history = [h for h in json.load(f) if h["epoch"] <= self.epoch]
+        self.history = [h for h in run_folder.read_history(self.out_dir)
+                        if h["epoch"] <= self.epoch]
 
     # ----- conditions --------------------------------------------------------------
     def prepare_conditions(self):
@@ -170,8 +185,9 @@ class Trainer(object):
         if not numpy.isfinite(cost):
             raise DivergedError(
                 "the training cost became {} at epoch {}, iteration {}; stopping. The "
-                "last good state is kept in {}; try a lower --lr or --grad-clip".format(
-                    cost, self.epoch + 1, self.iteration + 1, self.state_path))
+                "last good state is kept in {}; {}".format(
+                    cost, self.epoch + 1, self.iteration + 1, self.state_path,
+                    self.advice()))
         self.cost_sum += cost
         self.cost_count += 1
         self.iteration += 1
@@ -241,7 +257,8 @@ class Trainer(object):
         self.history.append({
             "epoch": epoch, "train_nll": train_cost, "valid_nll": nll,
             "valid_bits_per_dim": nll / LN2, "valid_nats_per_image": nll * subpixels,
-            "epoch_seconds": elapsed, "lr": self.config["lr"]})
+            "epoch_seconds": elapsed, "lr": self.config["lr"],
+            "valid_set": run_folder.valid_set(self.config)})
         outputs.write_history(self)
         # The state goes last: a crash before it resumes the epoch, and the history
         # records beyond the state's epoch are dropped on resume.

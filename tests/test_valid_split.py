@@ -1,0 +1,169 @@
+"""train_mnist.py --valid-split: validation on training images held out of training.
+
+Tiny runs on synthetic data (see tests/test_train.py): 40 training images, of
+which the last VALID are held out, so an epoch has (40 - VALID) / BATCH steps.
+"""
+import json
+import shutil
+
+import numpy
+import pytest
+
+import lib  # noqa: F401  (configures Theano)
+import theano
+import theano.tensor as T
+
+import quantize
+from data import binarized, mnist
+from lib.checkpoint import read_checkpoint
+from lib.training import nll_per_example
+from models import build as builder
+from tests.test_binarized import write_fixed_files
+from tests.test_train import (BATCH, MODEL, NUM_TEST, NUM_TRAIN, bar_images, call_main,
+                              checkpoints, read_history)
+
+VALID = 10
+
+
+def tiny(data_dir, out_dir, *extra):
+    """A tiny run without --valid-split (the default applies unless ``extra`` gives it)."""
+    return ["--num-layers", "2", "--dim", "4", "--batch-size", str(BATCH), "--data-dir",
+            str(data_dir), "--no-verify", "--no-download", "--no-progress", "--samples-every",
+            "0", "--out-dir", str(out_dir)] + list(extra)
+
+
+def write_split(folder, split, images, rng):
+    image_name, label_name = mnist.SPLITS[split]
+    mnist.write_idx(str(folder / image_name), images, gzip=False)
+    mnist.write_idx(str(folder / label_name), rng.randint(0, 10, len(images))
+                    .astype(numpy.uint8), gzip=False)
+
+
+@pytest.fixture(scope="module")
+def train_only_dir(tmp_path_factory):
+    """A data folder holding MNIST's training files only (no test split)."""
+    folder = tmp_path_factory.mktemp("train-only")
+    rng = numpy.random.RandomState(0)
+    write_split(folder, "train", bar_images(rng, NUM_TRAIN), rng)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def nll_of():
+    """checkpoint path, uint8 images, Q_LEVELS -> the images' mean NLL in nats per
+    sub-pixel under the checkpoint's weights."""
+    compiled = {}
+
+    def nll(path, images, q_levels):
+        if q_levels not in compiled:
+            net = builder.build(dict(MODEL, q_levels=q_levels))
+            X_r = T.itensor4("X_r")
+            compiled[q_levels] = net, theano.function([net.X, X_r],
+                                                      nll_per_example(net.logits, X_r))
+        net, fn = compiled[q_levels]
+        net.model.load_params(str(path))
+        x, t = quantize.quantize(images[..., None], q_levels)
+        return float(fn(x, t).sum()) / t.size
+    return nll
+
+
+def test_default_split_is_10000_and_is_refused_when_it_leaves_nothing(train_only_dir, tmp_path):
+    code, out, err = call_main(tiny(train_only_dir, tmp_path / "run"))
+    assert code == 2 and "Traceback" not in err
+    assert "--valid-split 10000 leaves no training images: the training split holds 40" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_held_out_images_validate_and_the_test_split_is_not_read(train_only_dir, tmp_path,
+                                                                  nll_of):
+    out_dir = tmp_path / "run"
+    steps = []
+    code, out, err = call_main(tiny(train_only_dir, out_dir, "--epochs", "2", "--q-levels",
+                                    "4", "--valid-split", str(VALID)),
+                               on_step=lambda t: steps.append((t.epoch, t.iteration,
+                                                               len(t.train_x), len(t.valid_x))))
+    assert code == 0, err
+    # (40 - 10) / 10 = 3 steps an epoch: the held-out images are not trained on
+    assert steps == [(e, i, NUM_TRAIN - VALID, VALID) for e in (0, 1) for i in (1, 2, 3)]
+    assert "validation: {0} of the last {0} training images, held out".format(VALID) in out
+    assert "{} training images".format(NUM_TRAIN - VALID) in out
+    history = read_history(out_dir)
+    assert [h["valid_set"] for h in history] == ["held-out", "held-out"]
+    images = mnist.load_dataset(str(train_only_dir), verify=False, download=False,
+                                splits=("train",))["train_images"]
+    for record, name in zip(history, checkpoints(out_dir)):
+        held_out = nll_of(out_dir / name, images[-VALID:], 4)
+        assert held_out == pytest.approx(record["valid_nll"], rel=1e-6)
+        assert abs(nll_of(out_dir / name, images[:VALID], 4) - held_out) > 1e-5
+    with open(str(out_dir / "config.json")) as f:
+        assert json.load(f)["valid_split"] == VALID
+
+
+def test_valid_limit_takes_the_first_held_out_images(train_only_dir, tmp_path, nll_of):
+    out_dir = tmp_path / "run"
+    code, out, err = call_main(tiny(train_only_dir, out_dir, "--epochs", "1", "--q-levels",
+                                    "4", "--valid-split", str(VALID), "--valid-limit", "4"))
+    assert code == 0, err
+    assert "validation: 4 of the last {} training images".format(VALID) in out
+    images = mnist.load_dataset(str(train_only_dir), verify=False, download=False,
+                                splits=("train",))["train_images"]
+    (record,) = read_history(out_dir)
+    nll = nll_of(out_dir / checkpoints(out_dir)[0], images[-VALID:][:4], 4)
+    assert nll == pytest.approx(record["valid_nll"], rel=1e-6)
+
+
+def test_fixed_binarization_validates_on_the_valid_file(tmp_path, nll_of):
+    data_dir = tmp_path / "amat"
+    data_dir.mkdir()
+    bits = write_fixed_files(data_dir, {"train": 30, "valid": VALID})
+    out_dir = tmp_path / "run"
+    code, out, err = call_main(tiny(data_dir, out_dir, "--epochs", "1", "--dataset",
+                                    "binarized-mnist", "--valid-split", str(VALID)))
+    assert code == 0, err
+    assert "fixed binarization" in out
+    (record,) = read_history(out_dir)
+    assert record["valid_set"] == "held-out"
+    valid = (bits["valid"] * 255).astype(numpy.uint8).reshape(-1, 28, 28)
+    nll = nll_of(out_dir / checkpoints(out_dir)[0], valid, 2)
+    assert nll == pytest.approx(record["valid_nll"], rel=1e-6)
+    # the run and its checkpoints record which binarization they were trained on
+    with open(str(out_dir / "config.json")) as f:
+        assert json.load(f)["binarization"] == binarized.FIXED
+    meta = read_checkpoint(str(out_dir / checkpoints(out_dir)[0]))[1]
+    assert (meta["dataset"], meta["binarization"]) == ("binarized-mnist", binarized.FIXED)
+
+
+def test_a_run_from_before_the_split_keeps_validating_on_the_test_images(tmp_path, nll_of):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    rng = numpy.random.RandomState(1)
+    write_split(data_dir, "train", bar_images(rng, NUM_TRAIN), rng)
+    write_split(data_dir, "test", bar_images(rng, NUM_TEST), rng)
+    out_dir = tmp_path / "run"
+    code, out, err = call_main(tiny(data_dir, out_dir, "--epochs", "1", "--q-levels", "4",
+                                    "--valid-split", "0"))
+    assert code == 0, err
+    assert "validation: {} test images (--valid-split 0)".format(NUM_TEST) in out
+    config_path = out_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    for key in ("valid_split", "binarization"):  # as an older run saved it
+        del config[key]
+    config_path.write_text(json.dumps(config))
+    old = tmp_path / "old"
+    shutil.copytree(str(out_dir), str(old))
+    code, out, err = call_main(["--resume", str(old), "--valid-split", str(VALID)])
+    assert code == 2 and "cannot change --valid-split" in err
+    code, out, err = call_main(["--resume", str(old), "--epochs", "2", "--no-progress"])
+    assert code == 0, err
+    history = read_history(old)
+    assert history[-1]["valid_set"] == "test"
+    test_images = mnist.load_dataset(str(data_dir), verify=False, download=False,
+                                     splits=("test",))["test_images"]
+    nll = nll_of(old / checkpoints(old)[-1], test_images, 4)
+    assert nll == pytest.approx(history[-1]["valid_nll"], rel=1e-6)
+    assert json.loads((old / "config.json").read_text())["valid_split"] == 0
+
+
+def test_help_describes_the_split():
+    code, out, _ = call_main(["--help"])
+    assert code == 0 and "--valid-split N" in out and "binarized_mnist_valid.amat" in out
