@@ -201,3 +201,107 @@ def test_sample_accuracy_scores_the_intended_digits(tmp_path, data_dir, monkeypa
     assert by_digit == {str(d): "{}/{}".format((wanted == d).sum() if d == 0 else 0,
                                                (wanted == d).sum())
                         for d in range(10) if (wanted == d).any()}
+
+
+CLASS_CONFIG = {"model": "gated", "conditional": "class", "input_dim": 1, "dim": 3,
+                "num_layers": 2, "q_levels": 4}
+EMBEDDING_CONFIG = dict(CLASS_CONFIG, conditional="embedding", embed_dim=2)
+
+
+def always_zero(path, q_levels):
+    """A stand-in for load_classifier: a classifier that always answers 0."""
+    return lambda images: numpy.zeros(len(images), dtype=int)
+
+
+class Stop(Exception):
+    """Raised by a stand-in sampler to end a run early."""
+
+
+def test_an_unusable_classifier_is_refused_before_the_nll_passes(tmp_path, data_dir,
+                                                                monkeypatch):
+    _, path = tiny_checkpoint(tmp_path, CLASS_CONFIG)
+    not_one = str(tmp_path / "pixelcnn.npz")
+    save_arrays(not_one, {"a": numpy.zeros(3, numpy.float32)}, meta={"model": "pixelconv"})
+    other_levels = str(tmp_path / "classifier8.npz")
+    save_arrays(other_levels, {"a": numpy.zeros(3, numpy.float32)},
+                meta={"model": "classifier", "q_levels": 8})
+
+    def no_nll_pass(net):
+        raise AssertionError("the NLL pass started")
+
+    monkeypatch.setattr(evaluate, "compile_nll", no_nll_pass)
+    for classifier, words in ((str(tmp_path / "missing.npz"), "No such file"),
+                              (not_one, "is not a classifier"),
+                              (other_levels, "the classifier reads 8 grey levels")):
+        code, _, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                            "--sample-accuracy", "--classifier", classifier])
+        assert code == 2 and words in err and err.count("\n") == 1
+
+
+def test_draws_are_made_in_chunks_whatever_their_number(tmp_path, data_dir, monkeypatch):
+    """--per-label 100000000 asks for 10^9 draws: each sampler call gets DRAW_CHUNK of
+    them (here 4, and a stand-in sampler), not all at once."""
+    _, path = tiny_checkpoint(tmp_path, CLASS_CONFIG)
+    monkeypatch.setattr(evaluate, "load_classifier", always_zero)
+    monkeypatch.setattr(evaluate, "DRAW_CHUNK", 4)
+    calls, stop_after = [], [3]
+
+    def sample(net, num, height, width, seed, condition, temperature, progress):
+        calls.append((num, seed, condition.argmax(axis=1).tolist()))
+        if len(calls) == stop_after[0]:
+            raise Stop()
+        return numpy.zeros((num, height, width, 1), dtype=numpy.int32)
+
+    monkeypatch.setattr(evaluate.sampling, "sample", sample)
+    argv = ["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+            "--skip-wrong-labels", "--sample-accuracy", "--seed", "7", "--no-progress"]
+    with pytest.raises(Stop):
+        exact_figures(argv + ["--per-label", "100000000"])
+    assert calls == [(4, 7, [0] * 4), (4, [7, 1], [0] * 4), (4, [7, 2], [0] * 4)]
+    # a number of draws that is no multiple of the chunk: every digit, counted once
+    calls.clear()
+    stop_after[0] = None
+    code, out, err = run(argv + ["--per-label", "1"])
+    assert code == 0, err
+    assert [c[0] for c in calls] == [4, 4, 2]
+    assert [d for c in calls for d in c[2]] == list(range(10))
+    assert figures_of(out)["label_accuracy"] == pytest.approx(0.1, abs=1e-4)
+    assert "label_accuracy by digit: 0:1/1 1:0/1" in out
+
+
+def test_ctrl_c_exits_130_with_one_line(tmp_path, data_dir, monkeypatch):
+    _, path = tiny_checkpoint(tmp_path, CLASS_CONFIG)
+    monkeypatch.setattr(evaluate, "load_classifier", always_zero)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(evaluate.sampling, "sample", interrupted)
+    code, _, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                        "--skip-wrong-labels", "--sample-accuracy", "--no-progress"])
+    assert code == 130 and "aborted" in err and err.count("\n") == 1
+
+
+def test_fewer_test_images_than_like_samples_is_said(tmp_path, data_dir, monkeypatch):
+    _, path = tiny_checkpoint(tmp_path, EMBEDDING_CONFIG)
+    monkeypatch.setattr(evaluate, "load_classifier", always_zero)
+    code, out, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                          "--sample-accuracy", "--like-samples", "100", "--limit", "5",
+                          "--no-progress"])
+    assert code == 0, err
+    assert "only 5 test images (--limit 5), so 5 draws are scored, not --like-samples 100" \
+        in err
+    assert sum(int(pair.split("/")[1]) for pair in
+               out.split("like_accuracy by digit: ")[1].split("\n")[0].split()) == 5
+
+
+def test_the_nll_of_an_embedding_checkpoint_is_labelled_as_conditional(tmp_path, data_dir):
+    """It is conditioned on f(x) of the image scored, so it is not the image's likelihood."""
+    _, path = tiny_checkpoint(tmp_path, EMBEDDING_CONFIG)
+    code, out, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                          "--limit", "3", "--no-progress"])
+    assert code == 0, err
+    assert sorted(figures_of(out)) == ["bits_per_dim_given_fx", "nats_per_image_given_fx",
+                                       "nll_given_fx"]
+    assert "given its own embedding f(x) (a conditional figure, not the image's likelihood)" \
+        in out
