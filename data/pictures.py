@@ -51,10 +51,22 @@ def save_png(path, image):
 def save_grid(path, images, rows=None, cols=None, row_labels=None):
     """Save ``images`` (num, height, width[, 3]) uint8 as a grid PNG; ``row_labels``
     (one string per row) are written in a margin left of the rows."""
+    save_png(path, labelled_grid(images, rows, cols, row_labels))
+
+
+def labelled_grid(images, rows=None, cols=None, row_labels=None):
+    """The picture ``save_grid`` writes, as a uint8 (H, W) or (H, W, 3) array."""
     grid = make_grid(images, rows, cols, pad=PAD, scale=SCALE)
     if row_labels is not None:
         grid = label_rows(grid, row_labels, numpy.asarray(images).shape[1])
-    save_png(path, grid)
+    return grid
+
+
+def grid_png(images, rows=None, cols=None, row_labels=None):
+    """The PNG file ``save_grid`` writes, as bytes (nothing is written)."""
+    buf = io.BytesIO()
+    Image.fromarray(labelled_grid(images, rows, cols, row_labels)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def label_rows(grid, labels, height):
