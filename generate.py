@@ -397,9 +397,12 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 def read_picture(path, q_levels):
     """A greyscale 28x28 picture file -> (1, 28, 28, 1) bins; 16-bit greyscale is
     scaled to 0..255, other wide formats are refused."""
+    import warnings
     from PIL import Image
     try:
-        picture = Image.open(path)
+        with warnings.catch_warnings():   # a large picture is refused below, not warned of
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            picture = Image.open(path)
         if picture.size != (28, 28):   # checked before the pixels are decoded
             raise UsageError("{} is {}x{} pixels; --like needs a 28x28 picture (white digit "
                              "on black, as MNIST)".format(path, *picture.size))
@@ -481,7 +484,8 @@ def generate(args):
     check_args(args)
     config, weights = load_checkpoint(args)
     net = build_with_weights(config, weights, args.checkpoint)
-    if args.reconstruct or args.like_test_index is not None or args.interpolate is not None:
+    if args.reconstruct or args.complete or args.like_test_index is not None \
+            or args.interpolate is not None:
         from data import binarized  # these read --dataset's test images
         from lib.checkpoint import read_checkpoint
         warning = binarized.other_dataset_warning(

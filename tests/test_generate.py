@@ -239,3 +239,162 @@ def test_help_explains_every_option_once(capsys):
     assert "exit codes" in text
     for action in generate.build_parser()._actions:
         assert action.help, action.option_strings
+
+
+# ----- issue 29: bad input, lost files, interruptions -------------------------------------
+
+def test_classifier_file_is_named_as_such(tmp_path, capsys):
+    from lib.checkpoint import save_arrays
+    path = str(tmp_path / "classifier.npz")
+    save_arrays(path, {"classifier.fc2.b": numpy.zeros(10, numpy.float32)},
+                meta={"model": "classifier", "q_levels": 4})
+    out = str(tmp_path / "s.png")
+    code, io = run(["--checkpoint", path, "--out", out], capsys)
+    assert code == 2 and len(io.err.strip().splitlines()) == 1
+    assert "the digit classifier's file" in io.err and "not a generative model" in io.err
+    assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--dim", "0"], "--dim must be at least 1, got 0"),
+    (["--num-layers", "0"], "--num-layers must be at least 1"),
+    (["--num-layers", "1"], "num_layers >= 2, got 1"),     # pixelconv's own minimum
+    (["--input-dim", "2"], "--input-dim must be 1 (grey) or 3 (colour)"),
+    (["--q-levels", "1"], "--q-levels must be from 2 to 256"),
+    (["--reconstruct", "2", "--height", "20"], "--reconstruct draws at the test images' own"),
+    (["--reconstruct", "2", "--width", "9"], "leave out --height and --width"),
+])
+def test_model_overrides_and_sizes_that_cannot_work(tiny_checkpoint, tmp_path, capsys, argv,
+                                                    words):
+    out = str(tmp_path / "s.png")
+    code, io = run(["--checkpoint", tiny_checkpoint, "--out", out] + argv, capsys)
+    assert code == 2, io.err
+    assert words in io.err and len(io.err.strip().splitlines()) == 1
+    assert "Traceback" not in io.err and not os.path.exists(out)
+
+
+def test_more_images_than_memory_holds_are_refused_before_drawing(tiny_checkpoint, tmp_path,
+                                                                  capsys, monkeypatch):
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("sampling started")
+
+    monkeypatch.setattr("sampling.sample", no_drawing)
+    out = str(tmp_path / "s.png")
+    code, io = run(["--checkpoint", tiny_checkpoint, "--out", out, "--num", "1000000000"],
+                   capsys)
+    assert code == 2 and len(io.err.strip().splitlines()) == 1
+    assert "1,000,000,000 images of 28 x 28 need at least" in io.err
+    assert "available" in io.err and not os.path.exists(out)
+    # the estimate grows with the images and, for the naive sampler, with the image area
+    config = {"input_dim": 1, "dim": 4, "num_layers": 3}
+    cached = generate.memory_needed(10, 28, 28, config, "cached")
+    assert generate.memory_needed(20, 28, 28, config, "cached") == 2 * cached
+    assert generate.memory_needed(10, 28, 28, config, "naive") > cached
+
+
+def test_ctrl_c_exits_130_without_a_traceback_and_writes_nothing(tiny_checkpoint, tmp_path,
+                                                                 capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sampling.sample", interrupted)
+    out = str(tmp_path / "s.png")
+    code, io = run(["--checkpoint", tiny_checkpoint, "--out", out, "--num", "2"], capsys)
+    assert code == 130 and io.err.strip() == "interrupted; nothing was written"
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_out_that_is_a_folder_is_refused_before_sampling_and_keeps_the_npy(
+        tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    (tmp_path / "x.png").mkdir()
+    npy = tmp_path / "x.npy"
+    npy.write_bytes(b"the user's own file")
+    monkeypatch.setattr("sampling.sample", lambda *a, **k: pytest.fail("sampling started"))
+    code, io = run(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "x.png")], capsys)
+    assert code == 2 and "it is a folder" in io.err
+    assert npy.read_bytes() == b"the user's own file"
+
+
+def test_read_only_folder_is_refused_before_sampling(tiny_checkpoint, tmp_path, capsys,
+                                                     monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    monkeypatch.setattr("sampling.sample", lambda *a, **k: pytest.fail("sampling started"))
+    monkeypatch.setattr(os, "access", lambda path, mode: os.path.abspath(path) != str(folder))
+    code, io = run(["--checkpoint", tiny_checkpoint, "--out", str(folder / "s.png")], capsys)
+    assert code == 2 and "is not writable" in io.err
+
+
+def test_a_failed_write_leaves_the_users_files_as_they_were(tiny_checkpoint, tmp_path, capsys,
+                                                            monkeypatch):
+    """The .npy is written first; when the picture then fails, the user's earlier .npy
+    and .png are still there, unchanged, and no temporary file is left."""
+    from lib import checkpoint
+    png, npy = tmp_path / "x.png", tmp_path / "x.npy"
+    png.write_bytes(b"old picture")
+    npy.write_bytes(b"old arrays")
+    real = checkpoint.atomic_write
+
+    def failing_for_the_picture(path, write):
+        if path.endswith("x.png"):
+            raise OSError(28, "No space left on device")
+        return real(path, write)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", failing_for_the_picture)
+    code, io = run(["--checkpoint", tiny_checkpoint, "--out", str(png), "--num", "2"], capsys)
+    assert code == 1 and "No space left" in io.err
+    assert png.read_bytes() == b"old picture" and npy.read_bytes() == b"old arrays"
+    assert sorted(os.listdir(str(tmp_path))) == ["x.npy", "x.png"]
+    # and without the failure both are replaced
+    monkeypatch.setattr(checkpoint, "atomic_write", real)
+    code, io = run(["--checkpoint", tiny_checkpoint, "--out", str(png), "--num", "2"], capsys)
+    assert code == 0 and numpy.load(str(npy)).shape == (2, 28, 28)
+    assert sorted(os.listdir(str(tmp_path))) == ["x.npy", "x.png"]
+
+
+def png_header_only(path, width, height):
+    """A PNG file of ``width`` x ``height`` 8-bit grey pixels: its header and no pixel data
+    (enough for Pillow to read the size)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xffffffff)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side, words", [(14000, "far too large to read"),
+                                         (10000, "is 10000x10000 pixels")])
+def test_huge_like_picture_is_refused_in_one_line(tmp_path, side, words):
+    path = str(tmp_path / "huge.png")
+    png_header_only(path, side, side)
+    with pytest.raises(generate.UsageError, match=words) as err:
+        generate.read_picture(path, 4)
+    assert "\n" not in str(err.value)
+
+
+def test_16_bit_picture_is_scaled_not_clipped(tmp_path):
+    """The same digit saved with 8 and with 16 bits per pixel gives the same bins."""
+    from PIL import Image
+    grey = numpy.random.RandomState(0).randint(0, 256, (28, 28)).astype(numpy.uint8)
+    grey[0, :4] = [0, 1, 128, 255]
+    Image.fromarray(grey).save(str(tmp_path / "8.png"))
+    Image.fromarray((grey.astype(numpy.uint16) * 257), "I;16").save(str(tmp_path / "16.png"))
+    assert Image.open(str(tmp_path / "16.png")).mode in ("I", "I;16")   # really 16-bit
+    for q in (4, 256):
+        expected = generate.read_picture(str(tmp_path / "8.png"), q)
+        numpy.testing.assert_array_equal(generate.read_picture(str(tmp_path / "16.png"), q),
+                                         expected)
+    assert len(numpy.unique(expected)) > 4
+
+
+def test_32_bit_float_picture_is_refused(tmp_path):
+    from PIL import Image
+    path = str(tmp_path / "f.tiff")
+    Image.fromarray(numpy.full((28, 28), 0.5, numpy.float32), "F").save(path)
+    with pytest.raises(generate.UsageError, match="save it as an 8-bit greyscale picture"):
+        generate.read_picture(path, 4)

@@ -48,3 +48,11 @@ def test_curve_of_one_epoch_is_drawn(tmp_path):
     orange = numpy.argwhere((abs(image - (255, 127, 14)).sum(axis=2) < 30))
     point = orange[orange[:, 0] > image.shape[0] / 2]
     assert len(point) and abs(point[:, 1].mean() - (70 + 620) / 2) < 5
+
+
+def test_grid_png_is_the_file_save_grid_writes(tmp_path):
+    images = numpy.random.RandomState(0).randint(0, 256, (6, 5, 4)).astype(numpy.uint8)
+    path = str(tmp_path / "g.png")
+    pictures.save_grid(path, images, 2, 3, row_labels=["a", "b"])
+    with open(path, "rb") as f:
+        assert pictures.grid_png(images, 2, 3, row_labels=["a", "b"]) == f.read()
