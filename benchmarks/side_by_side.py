@@ -182,7 +182,17 @@ def start_neighbour(args):
     return proc
 
 
+def describe_children(openmp):
+    """One line: the children's OpenMP and thread settings."""
+    env = child_env(openmp)
+    return "children: openmp={} ({}) OMP_NUM_THREADS={} BLIS_NUM_THREADS={}".format(
+        openmp, "GOMP_SPINCOUNT=" + env["GOMP_SPINCOUNT"] if "GOMP_SPINCOUNT" in env
+        else "the project sets OMP_WAIT_POLICY=PASSIVE", env.get("OMP_NUM_THREADS", "unset"),
+        env.get("BLIS_NUM_THREADS", "unset (the project sets the usable cores)"))
+
+
 def side_by_side(args):
+    print(describe_children(args.openmp), flush=True)
     alone = timed_child(args, "nll", args.openmp, "pass_s")
     print("alone: {:.2f} s for the NLL pass over {} images".format(alone, args.images),
           flush=True)
@@ -198,6 +208,8 @@ def side_by_side(args):
 
 
 def step_check(args):
+    for openmp in ("ours", "libgomp"):
+        print(describe_children(openmp), flush=True)
     ours = timed_child(args, "step", "ours", "step_s")
     print("lone training step, project's setting: {:.3f} s".format(ours), flush=True)
     default = timed_child(args, "step", "libgomp", "step_s")
