@@ -201,8 +201,13 @@ def build(config, graph="faithful"):
 
 
 def infer_config(arrays):
-    """Config of the pixelConv whose parameters are ``{name: ndarray}`` (for
-    checkpoints that carry no description, such as the original code's)."""
+    """Config of the network whose parameters are ``{name: ndarray}``, read off
+    their names and shapes (for checkpoints that carry no description: the
+    original code's, and the .pkl copies of ``--save-original-format``)."""
+    if any(n.endswith(".v2h1.filter") for n in arrays):
+        return _infer_gated_config(arrays)
+    if any(n.endswith(".first.filter") for n in arrays):
+        return _infer_block_config(arrays)
     layers = [int(m.group(1)) for m in
               (re.match(r".*\.vstack(\d+)\.filter$", n) for n in arrays) if m]
     first = [n for n in arrays if n.endswith(".vstack1.filter")]
@@ -218,6 +223,44 @@ def infer_config(arrays):
     return {"model": "pixelconv", "input_dim": int(input_dim), "dim": int(dim),
             "num_layers": max(layers) + 1, "q_levels": int(out_dim // input_dim),
             "conditional": "none"}
+
+
+def _infer_gated_config(arrays):
+    """infer_config for the gated model: its condition is a label (10 features),
+    an encoder's embedding (the encoder's parameters are there) or none."""
+    config = gated_pixel_cnn.infer_gated_config(arrays)
+    features = config.pop("condition_dim")
+    convs = [int(m.group(1)) for m in (re.match(re.escape(ENCODER_NAME) + r"\.conv(\d+)\.filter$",
+                                                n) for n in arrays) if m]
+    if convs:
+        config.update(conditional="embedding", embed_dim=features, encoder_convs=max(convs),
+                      encoder_dim=int(arrays[ENCODER_NAME + ".conv1.filter"].shape[0]))
+    elif features in (0, NUM_CLASSES):
+        config["conditional"] = "class" if features else "none"
+    else:
+        raise ValueError("the gated model's condition has {} features: neither {} labels nor "
+                         "an encoder's embedding".format(features, NUM_CLASSES))
+    return config
+
+
+def _infer_block_config(arrays):
+    """infer_config for the masked PixelCNN and the PixelRNNs (a 7x7 'first'
+    convolution, residual blocks, 'output1' and 'output2')."""
+    first = [n for n in arrays if n.endswith(".first.filter")]
+    last = [n for n in arrays if n.endswith(".output2.filter")]
+    if len(first) != 1 or len(last) != 1:
+        raise ValueError("these parameters have no unique first / output2 filter, and the "
+                         "file does not describe its model")
+    dim, input_dim = arrays[first[0]].shape[:2]
+    config = {"input_dim": int(input_dim), "dim": int(dim), "conditional": "none",
+              "q_levels": int(arrays[last[0]].shape[0] // input_dim)}
+    for kind, block in (("rowlstm", "rowlstm"), ("diagbilstm", "diagbilstm"),
+                        ("masked", "layer")):
+        blocks = [int(m.group(1)) for m in
+                  (re.search(r"\.%s(\d+)\." % block, n) for n in arrays) if m]
+        if blocks:
+            return dict(config, model=kind, num_layers=max(blocks))
+    return dict(config, model="masked", num_layers=0)
 
 
 def read_network_checkpoint(path):
