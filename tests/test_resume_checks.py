@@ -179,3 +179,16 @@ def test_evaluate_warns_when_a_checkpoint_is_scored_on_other_data(dynamic_run, d
     assert err.count("\n") == 1
     assert err.startswith("warning: {} was trained on binarized-mnist (dynamic "
                           "binarization), but these images are mnist".format(path))
+
+
+def test_generate_warns_when_it_reconstructs_other_data(dynamic_run, data_dir, tmp_path,  # noqa: F811,E501
+                                                        capsys):
+    import generate
+    path = str(dynamic_run / checkpoints(dynamic_run)[0])
+    code = generate.main(["--checkpoint", path, "--reconstruct", "2", "--data-dir",
+                          str(data_dir), "--no-verify", "--no-progress", "--out",
+                          str(tmp_path / "r.png")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "warning: {} was trained on binarized-mnist (dynamic binarization), but these " \
+        "images are mnist".format(path) in err

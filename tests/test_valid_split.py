@@ -167,3 +167,24 @@ def test_a_run_from_before_the_split_keeps_validating_on_the_test_images(tmp_pat
 def test_help_describes_the_split():
     code, out, _ = call_main(["--help"])
     assert code == 0 and "--valid-split N" in out and "binarized_mnist_valid.amat" in out
+
+
+def test_dynamic_binarization_holds_out_grey_images_binarized_once(train_only_dir, tmp_path):
+    seen = []
+    out_dir = tmp_path / "run"
+    code, out, err = call_main(tiny(train_only_dir, out_dir, "--epochs", "2", "--dataset",
+                                    "binarized-mnist", "--valid-split", str(VALID)),
+                               on_step=lambda t: seen.append((t.train_t.copy(),
+                                                              t.valid_t.copy())))
+    assert code == 0, err
+    assert "dynamic binarization" in out
+    (train1, valid1), (train2, valid2) = seen[0], seen[-1]
+    assert train1.shape[0] == NUM_TRAIN - VALID and valid1.shape[0] == VALID
+    assert (train1 != train2).any()  # training bits drawn afresh each epoch
+    numpy.testing.assert_array_equal(valid1, valid2)  # validation bits drawn once
+    images = mnist.load_dataset(str(train_only_dir), verify=False, download=False,
+                                splits=("train",))["train_images"]
+    expected = binarized.binarize(images[-VALID:], numpy.random.RandomState(
+        binarized.VALID_SEED))
+    numpy.testing.assert_array_equal(valid1[..., 0], expected // 255)
+    assert [h["valid_set"] for h in read_history(out_dir)] == ["held-out"] * 2
