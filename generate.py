@@ -480,7 +480,6 @@ def labels_for(args, net, num):
 def generate(args):
     """Run as ``args`` says; returns the drawn bins (num, height, width, input_dim)."""
     import sampling
-    from models import build as builder
     check_args(args)
     config, weights = load_checkpoint(args)
     net = build_with_weights(config, weights, args.checkpoint)
@@ -493,44 +492,56 @@ def generate(args):
         if warning:
             print(warning, file=sys.stderr, flush=True)
     check_memory(images_asked(args), config, args)
-    given = top = None
-    if args.complete:
-        originals, top, condition = completion_inputs(args, net)
-        num, height, width, grid = len(top), TEST_IMAGE_SIZE, TEST_IMAGE_SIZE, None
-        print("completing the first {} test images: rows 0..{} given, the rest drawn {} "
-              "time{} each".format(args.complete, keep_rows(args) - 1,
-                                   completions_per_image(args),
-                                   "s" if completions_per_image(args) > 1 else ""), flush=True)
-    elif args.reconstruct:
-        given, condition = reconstruction_inputs(args, net)
-        (num, height, width), grid = given.shape[:3], None
-    else:
-        condition, grid = embeddings_for(args, net)
-        if condition is None:
-            labels, grid = labels_for(args, net, args.num or DEFAULT_NUM)
-            condition = None if labels is None else builder.one_hot(labels)
-        if condition is None and net.encoder is not None:
-            raise UsageError("this checkpoint is conditioned on image embeddings: use "
-                             "--like, --like-test-index or --interpolate")
-        num = len(condition) if condition is not None else (args.num or DEFAULT_NUM)
-        height, width = args.height, args.width
+    plan = what_to_draw(args, net)
     used = "cached" if args.sampler == "cached" and sampling.has_cached_sampler(config) \
         else "naive"
     print("sampling {} images with the {} sampler{}".format(
-        num, used, "" if used == args.sampler else " (this model has no cached one)"),
+        plan.num, used, "" if used == args.sampler else " (this model has no cached one)"),
         flush=True)
-    bins = sampling.sample(net, num, height, width, seed=args.seed,
+    bins = sampling.sample(net, plan.num, plan.height, plan.width, seed=args.seed,
                            temperature=args.temperature, progress=not args.no_progress,
-                           given=given, sampler=args.sampler, condition=condition,
-                           top_rows=top)
+                           given=plan.given, sampler=args.sampler, condition=plan.condition,
+                           top_rows=plan.top_rows)
     q = config["q_levels"]
+    picture, grid = None, plan.grid
     if args.complete:
-        picture, grid = completion_picture(originals, bins, keep_rows(args), q)
-        save_outputs(args.out, quantize.to_display(bins, q), grid, picture=picture)
-        return bins
-    row_labels = list(range(10)) if args.labels is not None and not args.reconstruct else None
-    save_outputs(args.out, quantize.to_display(bins, q), grid, row_labels)
+        picture, grid = completion_picture(plan.originals, bins, keep_rows(args), q)
+    save_outputs(args.out, quantize.to_display(bins, q), grid, plan.row_labels, picture)
     return bins
+
+
+def what_to_draw(args, net):
+    """The drawing the options ask for: num images of height x width, with the true
+    bins ``given`` (--reconstruct) or the ``top_rows`` given (--complete, which also
+    keeps its ``originals``), their ``condition`` (or None), and the picture's ``grid``
+    shape and ``row_labels`` (None: the defaults)."""
+    from types import SimpleNamespace
+    from models import build as builder
+    plan = SimpleNamespace(given=None, top_rows=None, originals=None, grid=None,
+                           row_labels=None, height=args.height, width=args.width)
+    if args.complete:
+        plan.originals, plan.top_rows, plan.condition = completion_inputs(args, net)
+        plan.num, plan.height, plan.width = len(plan.top_rows), TEST_IMAGE_SIZE, TEST_IMAGE_SIZE
+        k = completions_per_image(args)
+        print("completing the first {} test images: rows 0..{} given, the rest drawn {} "
+              "time{} each".format(args.complete, keep_rows(args) - 1, k,
+                                   "s" if k > 1 else ""), flush=True)
+        return plan
+    if args.reconstruct:
+        plan.given, plan.condition = reconstruction_inputs(args, net)
+        plan.num, plan.height, plan.width = plan.given.shape[:3]
+        return plan
+    plan.condition, plan.grid = embeddings_for(args, net)
+    if plan.condition is None:
+        labels, plan.grid = labels_for(args, net, args.num or DEFAULT_NUM)
+        plan.condition = None if labels is None else builder.one_hot(labels)
+    if plan.condition is None and net.encoder is not None:
+        raise UsageError("this checkpoint is conditioned on image embeddings: use "
+                         "--like, --like-test-index or --interpolate")
+    plan.num = len(plan.condition) if plan.condition is not None else (args.num or DEFAULT_NUM)
+    if args.labels is not None:
+        plan.row_labels = list(range(10))
+    return plan
 
 
 def images_asked(args):
@@ -554,11 +565,11 @@ BYTES_PER_SUBPIXEL = 22
 
 def memory_needed(num, height, width, config, sampler):
     """A low estimate of the bytes drawing ``num`` images at once takes: the arrays of
-    every image, and the maps of one row (cached samplers) or of the whole image (the
-    naive sampler's network pass) for every layer, float32."""
+    every image, and float32 maps: the cached samplers keep one row of DIM maps per
+    layer; the naive sampler's network pass holds at least two whole-image layers."""
     per_image = height * width * config["input_dim"] * BYTES_PER_SUBPIXEL
-    maps = config["dim"] * config["num_layers"] * 4 * (
-        width if sampler == "cached" else height * width)
+    maps = 4 * config["dim"] * (config["num_layers"] * width if sampler == "cached"
+                                else 2 * height * width)
     return num * (per_image + maps)
 
 
