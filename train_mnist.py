@@ -4,6 +4,8 @@
     .venv/bin/python train_mnist.py --epochs 1 --train-limit 1000 --valid-limit 200
     .venv/bin/python train_mnist.py --resume runs/mnist --time-budget 60   # continue
 
+Validation uses the last --valid-split training images (10,000 by default),
+held out of training; --valid-split 0 validates on the test images instead.
 Every epoch writes to --out-dir: a checkpoint named with the epoch and the
 validation NLL, 25 samples and 25 reconstructions as 5x5 PNG grids, the NLL
 history (history.json, curves.png) and the resumable state (state.npz).
@@ -31,8 +33,8 @@ from training.trainer import Trainer
 EXIT_CODES = """exit codes:
   0    done, or stopped by --time-budget with the state saved
   1    the run failed (the cost or the weights became NaN; the last good state is kept)
-  2    bad input: an invalid option, missing or damaged data, an unusable output folder
-       or a damaged state.npz
+  2    bad input: an invalid option, missing or damaged data, an unusable output folder,
+       or a run folder whose state.npz, config.json or history.json is damaged
   130  stopped by Ctrl-C (after saving the state when a run had started)"""
 MAX_SEED = 2 ** 32 - 1
 
@@ -134,11 +136,10 @@ def build_parser():
     o.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run saved in DIR, which is also the output folder. "
                         "Its saved settings are kept (runs saved before --valid-split "
-                        "existed keep validating on the test images); only --epochs, the "
-                        "data options but --dataset and --valid-split, "
-                        "--valid-batch-size, --samples-every, --state-every, "
-                        "--save-original-format (and --graph, --time-budget, "
-                        "--no-progress) may be given again")
+                        "existed keep validating on the test images); only --epochs, --lr, "
+                        "--data-dir, --no-download, --no-verify, --valid-batch-size, "
+                        "--samples-every, --state-every, --save-original-format (and "
+                        "--graph, --time-budget, --no-progress) may be given again")
     o.add_argument("--save-original-format", action="store_true",
                    help="also write each checkpoint as the original's pickled dict (.pkl)")
     o.add_argument("--samples-every", type=int, default=1,

@@ -192,3 +192,13 @@ def test_generate_warns_when_it_reconstructs_other_data(dynamic_run, data_dir, t
     err = capsys.readouterr().err
     assert "warning: {} was trained on binarized-mnist (dynamic binarization), but these " \
         "images are mnist".format(path) in err
+
+
+def test_resume_help_names_only_the_settings_it_may_change():
+    from training import run_folder
+    (action,) = [a for a in train_mnist.build_parser()._actions if a.dest == "resume"]
+    for key in run_folder.CHANGEABLE:
+        assert run_folder.option(key) in action.help, key
+    for key in ("dataset", "valid_split", "train_limit", "valid_limit", "grad_clip"):
+        assert key not in run_folder.CHANGEABLE
+        assert run_folder.option(key) + "," not in action.help, key
