@@ -325,10 +325,15 @@ def test_read_only_folder_is_refused_before_sampling(tiny_checkpoint, tmp_path, 
     assert code == 2 and "is not writable" in io.err
 
 
+@pytest.mark.parametrize("failure, exit_code, words", [
+    (OSError(28, "No space left on device"), 1, "No space left"),
+    (KeyboardInterrupt(), 130, "interrupted; nothing was written")])
 def test_a_failed_write_leaves_the_users_files_as_they_were(tiny_checkpoint, tmp_path, capsys,
-                                                            monkeypatch):
-    """The .npy is written first; when the picture then fails, the user's earlier .npy
-    and .png are still there, unchanged, and no temporary file is left."""
+                                                            monkeypatch, failure, exit_code,
+                                                            words):
+    """The .npy is written first; when the picture then fails (or Ctrl-C comes), the
+    user's earlier .npy and .png are still there, unchanged, and no temporary file is
+    left."""
     from lib import checkpoint
     png, npy = tmp_path / "x.png", tmp_path / "x.npy"
     png.write_bytes(b"old picture")
@@ -337,12 +342,12 @@ def test_a_failed_write_leaves_the_users_files_as_they_were(tiny_checkpoint, tmp
 
     def failing_for_the_picture(path, write):
         if path.endswith("x.png"):
-            raise OSError(28, "No space left on device")
+            raise failure
         return real(path, write)
 
     monkeypatch.setattr(checkpoint, "atomic_write", failing_for_the_picture)
     code, io = run(["--checkpoint", tiny_checkpoint, "--out", str(png), "--num", "2"], capsys)
-    assert code == 1 and "No space left" in io.err
+    assert code == exit_code and words in io.err
     assert png.read_bytes() == b"old picture" and npy.read_bytes() == b"old arrays"
     assert sorted(os.listdir(str(tmp_path))) == ["x.npy", "x.png"]
     # and without the failure both are replaced
