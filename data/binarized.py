@@ -146,7 +146,10 @@ def hold_out(data, num):
     """
     data = dict(data)
     if data["binarization"] == FIXED:
-        pool = numpy.concatenate([data["train_images"], data.pop("valid_images")])
+        parts = [data["train_images"]]
+        if "valid_images" in data:
+            parts.append(data.pop("valid_images"))
+        pool = numpy.concatenate(parts)
         data.pop("valid_labels", None)
         data.update(mnist.hold_out({"train_images": pool, "train_labels": None}, num))
         return data
