@@ -202,3 +202,38 @@ def test_resume_help_names_only_the_settings_it_may_change():
     for key in ("dataset", "valid_split", "train_limit", "valid_limit", "grad_clip"):
         assert key not in run_folder.CHANGEABLE
         assert run_folder.option(key) + "," not in action.help, key
+
+
+def binarized_cli(data_dir, out_dir, *extra):  # noqa: F811
+    argv = cli(data_dir, out_dir, "--dataset", "binarized-mnist", *extra)
+    del argv[argv.index("--q-levels"):argv.index("--q-levels") + 2]
+    return argv
+
+
+def test_train_names_a_non_utf8_amat_line_and_found_and_missing_files(data_dir, tmp_path):  # noqa: F811,E501
+    folder = tmp_path / "data"
+    shutil.copytree(str(data_dir), str(folder))
+    write_fixed_files(folder, {"test": 2})
+    code, out, err = call_main(binarized_cli(folder, tmp_path / "run"))
+    assert_refused(code, out, err, "holds binarized_mnist_test.amat but not "
+                   "binarized_mnist_train.amat")
+    write_fixed_files(folder, {"train": 3})
+    path = folder / binarized.AMAT_FILES["train"]
+    path.write_bytes(path.read_bytes().replace(b"1", b"\xe9", 1))
+    code, out, err = call_main(binarized_cli(folder, tmp_path / "run"))
+    assert_refused(code, out, err, str(path), "line 1", "not UTF-8")
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_names_a_non_utf8_amat_line(dynamic_run, tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_fixed_files(folder, {"test": 2})
+    path = folder / binarized.AMAT_FILES["test"]
+    path.write_bytes(path.read_bytes().replace(b"0", b"\xff", 1))
+    code = evaluate.main(["--checkpoint", str(dynamic_run / checkpoints(dynamic_run)[0]),
+                          "--dataset", "binarized-mnist", "--data-dir", str(folder),
+                          "--no-verify", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert str(path) in err and "line 1" in err and "not UTF-8" in err
