@@ -6,7 +6,10 @@ outputs. A resumed run reuses the saved settings; the few that may change
 between sittings are listed in ``CHANGEABLE``, and a change is written back to
 ``config.json`` (the learning rate too: Adam's moments do not depend on it, so
 lowering it for the last epochs is a decay schedule, recorded per epoch in the
-history).
+history) when the resumed run saves its first state, so a run that fails
+before leaves its files as they were. The saved settings are checked as the
+command line checks them, and state.npz and history.json are read, before
+anything is compiled.
 """
 import glob
 import json
