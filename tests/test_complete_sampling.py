@@ -9,6 +9,7 @@ import sampling
 from lib import floatX
 from models import build as builder
 from sampling import cached as cached_module
+from sampling import naive as naive_module
 from sampling import cached_evaluator
 from sampling.cached import sample_cached
 from sampling.naive import sample_naive
@@ -114,8 +115,9 @@ def test_the_first_drawn_row_is_drawn_given_the_rows_above(model):
 
 
 def test_given_rows_are_not_drawn(model, monkeypatch):
-    """The cached sampler draws only the rows below the given ones."""
-    net, _, condition = model
+    """Both samplers draw only the rows below the given ones."""
+    net, logits_fn, condition = model
+    c = net.config
     drawn = []
     real_draw = cached_module.draw
 
@@ -124,10 +126,14 @@ def test_given_rows_are_not_drawn(model, monkeypatch):
         return real_draw(logits, uniforms, temperature)
 
     monkeypatch.setattr(cached_module, "draw", counting_draw)
+    monkeypatch.setattr(naive_module, "draw", counting_draw)
     complete_cached(net, condition, top_rows_for(net, 0), 0)
-    colours = net.config["input_dim"]
-    calls_per_pixel = colours if cached_evaluator(net).sees_current_pixel else 1
+    calls_per_pixel = c["input_dim"] if cached_evaluator(net).sees_current_pixel else 1
     assert len(drawn) == (HEIGHT - KEPT) * WIDTH * calls_per_pixel
+    del drawn[:]
+    sample_naive(logits_fn, NUM, HEIGHT, WIDTH, c["input_dim"], c["q_levels"], seed=0,
+                 progress=False, top_rows=top_rows_for(net, 0))
+    assert len(drawn) == (HEIGHT - KEPT) * WIDTH * c["input_dim"]   # one call a sub-pixel
 
 
 def test_sample_checks_the_top_rows(model):
