@@ -63,6 +63,9 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", required=True,
                    help="our .npz (or a training state.npz) or the original's pickle")
+    p.add_argument("--graph", choices=builder.GRAPHS, default="fast",
+                   help="fast: the channels-last graph with compiled kernels; faithful: "
+                        "the original layout (same numbers to float32 rounding)")
     p.add_argument("--data-dir", default=None,
                    help="MNIST folder (default: $MNIST_DIR, else the per-user cache)")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "binarized-mnist"],
@@ -116,11 +119,11 @@ def parse_args(argv=None):
     return args
 
 
-def load_network(path):
-    """The network of a checkpoint, fast graph where there is one, with its weights."""
+def load_network(path, graph="fast"):
+    """The network of a checkpoint, in the fast or the faithful graph, with its weights."""
     try:
         config, weights = builder.read_network_checkpoint(path)
-        net = builder.build(config, graph="fast")
+        net = builder.build(config, graph=graph)
         builder.load_weights(net, weights, path)
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err))
@@ -262,7 +265,7 @@ def sample_accuracy(args, net, inputs, labels, classify):
 
 def evaluate(args):
     """Run as ``args`` says; returns the figures as an ordered list of (name, value)."""
-    net = load_network(args.checkpoint)
+    net = load_network(args.checkpoint, args.graph)
     if args.sample_accuracy and net.H is None:
         raise UsageError("--sample-accuracy needs a conditional checkpoint (class or "
                          "embedding); this one is not conditional")

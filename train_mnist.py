@@ -98,8 +98,8 @@ def build_parser():
     t.add_argument("--seed", type=int, default=1234,
                    help="seeds the weights, the per-epoch shuffles and the sample draws")
     t.add_argument("--graph", choices=builder.GRAPHS, default="fast",
-                   help="fast: the channels-last graph (pixelconv and gated; same "
-                        "parameters, outputs and gradients, ~3x faster steps, more memory); "
+                   help="fast: the channels-last graph with compiled kernels (every model; same "
+                        "parameters, outputs and gradients, 2-5x faster steps, more memory); "
                         "faithful: the original layout. Checkpoints work with both")
     t.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                    help="stop cleanly, with a resumable state, before this many minutes "

@@ -6,8 +6,15 @@ Builds two training functions of the same model on the same random batch:
   on the logits, compiled keeping its buffers, as ``train_mnist.py`` trains;
 * reference: the faithful graph. For ``pixelconv`` its cost is written as the
   original script writes it (``Softmax`` layer, reshape,
-  ``categorical_crossentropy``); for ``gated`` it is the graph and cost that
-  ``train_mnist.py --graph faithful`` trains.
+  ``categorical_crossentropy``); for the other models it is the graph and cost
+  that ``train_mnist.py --graph faithful`` trains.
+
+Each model's defaults are the configuration it is timed at: ``pixelconv`` and
+``gated`` as ``train_mnist.py`` trains them (10 layers, DIM 32, Q_LEVELS 4,
+batch 100); ``masked``, ``rowlstm`` and ``diagbilstm`` as
+``benchmarks/paper_table.py`` trains them (7 blocks or LSTM layers, DIM 32,
+Q_LEVELS 2, batch 16; the 1-layer Diagonal BiLSTM is ``--num-layers 1 --dim
+64``). Images are 28 x 28.
 
 Both use the same clipped ``lasagne.updates.adam``. The two functions are
 timed in turn, step by step (ours, reference, ours, ...), so that both see
@@ -18,10 +25,13 @@ call) and the process's peak resident memory. Last line:
     step_s=<ours> images_per_s=<n> gflops=<model FLOPs / step_s> reference_step_s=<s> speedup=<reference / ours>
 
 Model FLOPs: 2 * multiply-adds of every convolution of the faithful graph at
-its (pre-crop) output size, times 3 (forward, input and weight gradients).
+its (pre-crop) output size, times 3 (forward, input and weight gradients); for
+the masked and PixelRNN models every filter, the LSTMs' state-to-state ones
+included, counted once per pixel (masked taps too).
 
-Run: .venv/bin/python benchmarks/train_step.py [--model gated] [--conditional class]
-     [--steps 10] [--cold]   (--cold compiles into an empty Theano cache)
+Run: .venv/bin/python benchmarks/train_step.py [--model NAME] [--conditional class]
+     [--num-layers N] [--dim D] [--steps 10] [--cold]
+     (--cold compiles into an empty Theano cache)
 """
 import argparse
 import os
@@ -35,19 +45,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+# model -> (batch size, layers, DIM, Q_LEVELS) it is timed at (module docstring)
+DEFAULTS = {"pixelconv": (100, 10, 32, 4), "gated": (100, 10, 32, 4),
+            "masked": (16, 7, 32, 2), "rowlstm": (16, 7, 32, 2), "diagbilstm": (16, 7, 32, 2)}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Time training steps of the fast graph against the faithful one.")
-    p.add_argument("--model", choices=["pixelconv", "gated"], default="pixelconv",
+    p.add_argument("--model", choices=sorted(DEFAULTS), default="pixelconv",
                    help="model to time (default: %(default)s)")
     p.add_argument("--conditional", choices=["none", "class"], default="none",
                    help="gated only: condition on one-hot labels (default: %(default)s)")
     p.add_argument("--steps", type=int, default=10,
                    help="timed steps per function, interleaved (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
-    p.add_argument("--num-layers", type=int, default=10, help="(default: %(default)s)")
-    p.add_argument("--dim", type=int, default=32, help="(default: %(default)s)")
-    p.add_argument("--q-levels", type=int, default=4, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, help="(default: the model's, see above)")
+    p.add_argument("--num-layers", type=int, help="(default: the model's)")
+    p.add_argument("--dim", type=int, help="(default: the model's)")
+    p.add_argument("--q-levels", type=int, help="(default: the model's)")
     p.add_argument("--cold", action="store_true",
                    help="compile into a fresh, empty Theano cache (first-compile time)")
     p.add_argument("--skip-reference", action="store_true", help="time ours only")
@@ -56,6 +71,10 @@ def parse_args(argv=None):
         p.error("--conditional needs --model gated")
     if args.steps < 1:
         p.error("--steps must be at least 1")
+    for key, value in zip(("batch_size", "num_layers", "dim", "q_levels"),
+                          DEFAULTS[args.model]):
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     return args
 
 
@@ -63,6 +82,11 @@ def conv_flops(net, inputs):
     """Forward FLOPs (2 per multiply-add) of every Conv2D of a faithful network."""
     import numpy
     import theano
+    if not hasattr(net.layer, "convs"):  # masked / PixelRNN: every filter at every pixel
+        batch, height, width = inputs[0].shape[:3]
+        return 2 * batch * height * width * sum(
+            int(numpy.prod(p.get_value().shape)) for p in net.model.get_params()
+            if p.name.endswith(".filter"))
     convs = net.layer.convs
     names = list(convs)
     shapes = theano.function(net.inputs, [convs[n].output().shape for n in names],

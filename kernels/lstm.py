@@ -39,8 +39,8 @@ from theano.gradient import DisconnectedType
 from theano.tensor import blas_headers
 from theano.tensor.blas import ldflags
 
-from kernels import source_version
-from lib.gate import _SUPPORT as GATE_MATH  # vectorisable float32 exp, sigmoid, tanh
+from kernels import gate, source_version
+from kernels.gate import MATH_SUPPORT as GATE_MATH  # vectorisable float32 exp, sigmoid, tanh
 
 MODES = ("row", "l2r", "r2l")
 TAPS = {"row": 3, "l2r": 2, "r2l": 2}
@@ -423,7 +423,7 @@ class _LSTMBase(theano.Op):
         return ["-fopenmp", "-O3", "-fno-trapping-math"] + ldflags(libs=False, flags=True)
 
     def c_code_cache_version(self):
-        return source_version(GATE_MATH, _C_SUPPORT, _C_FORWARD, _C_BACKWARD)
+        return source_version(__file__, gate.__file__)
 
 
 class LSTMScan(_LSTMBase):

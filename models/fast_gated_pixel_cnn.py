@@ -6,7 +6,7 @@ initial values for the same ``numpy.random`` seed), the same outputs and
 gradients to float32 rounding. The layout is that of
 ``models.fast_pixel_conv``: activations are ``(batch * rows * width,
 channels)`` matrices, each convolution one product with a patch matrix
-(``lib.patches``), the vertical stack computed for ``height + 1`` rows and
+(``kernels.patches``), the vertical stack computed for ``height + 1`` rows and
 read through two row offsets instead of two crops.
 
 One product computes the whole pre-activation of a horizontal layer,
@@ -17,8 +17,8 @@ of the image and the condition map's row at the position.
 """
 import theano.tensor as T
 
-from lib.gate import gate
-from lib.channels_last import activate, as_map, conv1x1, conv_sum, conv_weights, to_map
+from kernels.gate import gate
+from kernels.channels_last import activate, as_map, conv1x1, conv_sum, conv_weights, to_map
 from lib.layers import Layer
 from models.gated_pixel_cnn import (check_arguments, colour_mask, condition_matrix,
                                     spatial_condition)

@@ -7,7 +7,7 @@ outputs and gradients to float32 rounding. Only the layout differs:
 * every activation is a matrix ``(batch * rows * width, DIM)``, so each 1x1
   convolution is one product with a ``(DIM, DIM)`` matrix;
 * each 2x3 vertical, 1x2 horizontal and first-layer convolution is one
-  product of a patch matrix (``lib.patches``) with the flattened filter, the
+  product of a patch matrix (``kernels.patches``) with the flattened filter, the
   bias folded in as a column of ones. The patch matrix reads the zero padding,
   the row shift, the crops and the concatenation of the two stacks directly,
   so none of them is a separate copy; masked taps are left out.
@@ -22,7 +22,7 @@ shift/crop trick (``models/pixel_conv.py``) as two views of one tensor.
 Input ``(batch, height, width, input_dim)``; output logits ``(batch, height,
 width, input_dim, Q_LEVELS)`` (or ``(..., input_dim)`` when Q_LEVELS is None).
 """
-from lib.channels_last import activate, as_map, causal_conv, conv1x1, conv_weights, to_map
+from kernels.channels_last import activate, as_map, causal_conv, conv1x1, conv_weights, to_map
 from lib.layers import Layer
 from models.pixel_conv import check_arguments
 

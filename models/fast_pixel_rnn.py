@@ -11,7 +11,7 @@ DIM)`` matrix, so
 * every 1x1 layer is one product with a ``(DIM_in, DIM_out)`` matrix (the
   colour masks, where there are any, already in the matrix);
 * the 7x7 mask-'a' and 3x3 mask-'b' layers and the Row LSTM's 1x3
-  input-to-state layer are one product of a patch matrix (``lib.patches``)
+  input-to-state layer are one product of a patch matrix (``kernels.patches``)
   holding only the taps their masks keep (24 of 49, 5 of 9, 2 of 3);
 * each LSTM layer is one op (``kernels.lstm``) that runs the recurrence in C,
   instead of a ``scan`` of small convolutions;
@@ -22,7 +22,7 @@ Input ``(batch, height, width, input_dim)``; output logits ``(batch, height,
 width, input_dim, Q_LEVELS)`` (or ``(..., input_dim)`` when Q_LEVELS is None).
 """
 from kernels.lstm import lstm_scan
-from lib.channels_last import (activate, as_map, causal_conv, conv1x1, conv_sum, conv_weights,
+from kernels.channels_last import (activate, as_map, causal_conv, conv1x1, conv_sum, conv_weights,
                                filter_matrix, to_map)
 from lib.layers import Layer, channel_groups, conv_filter
 from models import masked_pixel_cnn, pixel_rnn
@@ -59,7 +59,7 @@ class FastMaskedStack(Layer):
         return used, b, taps
 
     def as_map(self, matrix):
-        """``(batch * H * W, C)`` -> the ``Map`` ``(batch, H, W, C)`` of ``lib.patches``."""
+        """``(batch * H * W, C)`` -> the ``Map`` ``(batch, H, W, C)`` of ``kernels.patches``."""
         return as_map(to_map(matrix, *self.shape))
 
     def first_layer(self):

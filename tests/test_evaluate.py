@@ -305,3 +305,18 @@ def test_the_nll_of_an_embedding_checkpoint_is_labelled_as_conditional(tmp_path,
                                        "nll_given_fx"]
     assert "given its own embedding f(x) (a conditional figure, not the image's likelihood)" \
         in out
+
+
+@pytest.mark.parametrize("model", ["masked", "rowlstm", "diagbilstm"])
+def test_the_faithful_graph_scores_what_the_fast_one_does(tmp_path, data_dir, model):
+    """``--graph faithful`` evaluates in the original layout; the figures agree."""
+    config = {"model": model, "input_dim": 1, "dim": 4, "num_layers": 1, "q_levels": 4}
+    _, path = tiny_checkpoint(tmp_path, config)
+    base = ["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify", "--limit", "4"]
+    fast = exact_figures(base)
+    faithful = exact_figures(base + ["--graph", "faithful"])
+    assert fast.keys() == faithful.keys()
+    for key in fast:
+        assert fast[key] == pytest.approx(faithful[key], rel=1e-5), key
+    assert evaluate.load_network(path, "faithful").layer.__class__.__name__ in (
+        "MaskedPixelCNN", "RowLSTMPixelRNN", "DiagonalBiLSTMPixelRNN")

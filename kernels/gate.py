@@ -17,7 +17,9 @@ import numpy
 import theano
 import theano.tensor as T
 
-_SUPPORT = r"""
+from kernels import source_version
+
+MATH_SUPPORT = r"""
 #include <stdint.h>
 /* exp(x) for float32, branch-free so that loops over it vectorise: x = n ln2 + r,
    |r| <= ln2 / 2, a degree-6 polynomial for exp(r) (the Cephes expf
@@ -59,7 +61,7 @@ class _GateBase(theano.Op):
     __props__ = ()
 
     def c_support_code(self):
-        return _SUPPORT
+        return MATH_SUPPORT
 
     def c_headers(self):
         return ["<math.h>", "<string.h>", "<omp.h>"]
@@ -70,7 +72,7 @@ class _GateBase(theano.Op):
         return ["-fopenmp", "-O3", "-fno-trapping-math"]
 
     def c_code_cache_version(self):
-        return (3,)
+        return source_version(__file__)
 
 
 class Gate(_GateBase):

@@ -24,6 +24,8 @@ import numpy
 import theano
 import theano.tensor as T
 
+from kernels import source_version
+
 # C helpers shared by both ops: the image window of one tap.
 _SUPPORT = r"""
 static inline int pc_in(int v, int lo, int hi) { return v >= lo && v < hi; }
@@ -81,7 +83,7 @@ class _PatchesBase(theano.Op):
         return ["-fopenmp", "-O3"]
 
     def c_code_cache_version(self):
-        return (1,)
+        return source_version(__file__)
 
     def _c_tables(self, name):
         """C arrays of the tap table, named after the node."""

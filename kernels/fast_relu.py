@@ -16,6 +16,8 @@ import numpy
 import theano.tensor as T
 from theano import scalar
 
+from kernels import source_version
+
 SLOPE = numpy.float32(0.00001)  # the original's slope below zero
 
 
@@ -34,7 +36,7 @@ class _LeakyReLU(scalar.UnaryScalarOp):
         return [scalar_leaky_relu_grad(inputs[0], output_grads[0])]
 
     def c_code_cache_version(self):
-        return (2,)
+        return source_version(__file__)
 
 
 class _LeakyReLUGrad(scalar.BinaryScalarOp):
@@ -53,7 +55,7 @@ class _LeakyReLUGrad(scalar.BinaryScalarOp):
         raise NotImplementedError("the leaky ReLU has no second derivative here")
 
     def c_code_cache_version(self):
-        return (1,)
+        return source_version(__file__)
 
 
 scalar_leaky_relu_grad = _LeakyReLUGrad(scalar.upgrade_to_float, name="leaky_relu_grad")

@@ -4,22 +4,22 @@ The fast networks keep every activation as a matrix ``(batch * rows * width,
 channels)`` (viewed as ``(batch, rows, width, channels)`` where a shape is
 needed). A 1x1 convolution is then one product with the ``(in, out)`` weight
 matrix; a larger causal convolution is one product of the patch matrix of
-``lib.patches`` with the filter flattened to ``(out, taps * in [+ 1 bias
+``kernels.patches`` with the filter flattened to ``(out, taps * in [+ 1 bias
 column])`` and used transposed.
 
 A map handed to ``causal_conv`` is a ``Map``: the tensor plus where its image
 rows start (``origin``) and how many rows after them are not image
-(``trailing``); see ``lib.patches``.
+(``trailing``); see ``kernels.patches``.
 """
 import collections
 
 import numpy
 import theano.tensor as T
 
-from lib.fast_relu import leaky_relu
+from kernels.fast_relu import leaky_relu
 from lib.layers import bias as zero_bias, conv_filter, make_mask
 from lib.ops import apply_activation
-from lib.patches import patches
+from kernels.patches import patches
 
 Map = collections.namedtuple("Map", "tensor origin trailing")
 
@@ -115,7 +115,7 @@ def conv1x1(x, filt, bias):
 
 def activate(x, activation):
     """``lib.ops.apply_activation``, with the leaky ReLU as the branch-free op of
-    ``lib.fast_relu`` (same values and gradients)."""
+    ``kernels.fast_relu`` (same values and gradients)."""
     return leaky_relu(x) if activation == "relu" else apply_activation(x, activation)
 
 
