@@ -10,17 +10,19 @@ random batches of ``--neighbour-batch`` images, step after step, as
 times its work; the neighbour is started, and compiles, before the timed pass
 begins. Last line:
 
-    alone_s=<s> beside_s=<s> ratio=<beside / alone> openmp=<ours|libgomp>
+    alone_s=<s> beside_s=<s> ratio=<beside / alone> openmp=<ours|libgomp|passive>
 
 ``--openmp`` chooses the children's OpenMP setting: ``ours`` (the project's
-configuration, ``lib.theano_env``: ``OMP_WAIT_POLICY=PASSIVE``, idle threads
-sleep) or ``libgomp`` (the runtime's own default, spinning 300,000 times
-before sleeping: passed as ``GOMP_SPINCOUNT=300000``, which the project then
-leaves alone), so that the two can be compared. Any ``OMP_WAIT_POLICY`` or
+configuration, ``lib.theano_env``: idle threads spin ``SPIN_COUNT`` = 10,000
+times, then sleep), ``libgomp`` (the runtime's own default, spinning 300,000
+times: passed as ``GOMP_SPINCOUNT=300000``, which the project then leaves
+alone) or ``passive`` (``OMP_WAIT_POLICY=PASSIVE``: idle threads sleep at
+once), so that they can be compared. Any ``OMP_WAIT_POLICY`` or
 ``GOMP_SPINCOUNT`` of the caller is not passed on.
 
 ``--step-check`` instead times the median training step of a lone process
-under both settings (does sleeping threads slow a single run?). Last line:
+under ours and libgomp's setting (does the shorter spin slow a single run?).
+Last line:
 
     ours_step_s=<s> libgomp_step_s=<s> ratio=<ours / libgomp>
 
@@ -54,9 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=100, help="images per NLL batch")
     p.add_argument("--neighbour-batch", type=int, default=100,
                    help="images per training step (the neighbour's and --step-check's)")
-    p.add_argument("--openmp", choices=["ours", "libgomp"], default="ours",
+    p.add_argument("--openmp", choices=["ours", "libgomp", "passive"], default="ours",
                    help="OpenMP setting of both children: the project's (idle threads "
-                        "sleep) or libgomp's default (they spin first)")
+                        "spin briefly, then sleep), libgomp's default (they spin 30x "
+                        "longer) or OMP_WAIT_POLICY=PASSIVE (they sleep at once)")
     p.add_argument("--step-check", action="store_true",
                    help="time a lone training step under both settings instead")
     p.add_argument("--steps", type=int, default=10,
@@ -147,11 +150,14 @@ def run_step(args):
 
 def child_env(openmp, environ=None):
     """The environment of a child: the caller's, without its OpenMP wait settings, and
-    for ``libgomp`` with libgomp's default spin count (which the project leaves alone)."""
+    for ``libgomp`` with libgomp's default spin count, for ``passive`` with
+    ``OMP_WAIT_POLICY=PASSIVE`` (the project leaves either alone)."""
     env = {k: v for k, v in (os.environ if environ is None else environ).items()
            if k not in OPENMP_VARIABLES}
     if openmp == "libgomp":
         env["GOMP_SPINCOUNT"] = LIBGOMP_DEFAULT_SPINCOUNT
+    elif openmp == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     return env
 
 
@@ -187,7 +193,8 @@ def describe_children(openmp):
     env = child_env(openmp)
     return "children: openmp={} ({}) OMP_NUM_THREADS={} BLIS_NUM_THREADS={}".format(
         openmp, "GOMP_SPINCOUNT=" + env["GOMP_SPINCOUNT"] if "GOMP_SPINCOUNT" in env
-        else "the project sets OMP_WAIT_POLICY=PASSIVE", env.get("OMP_NUM_THREADS", "unset"),
+        else "OMP_WAIT_POLICY=PASSIVE" if "OMP_WAIT_POLICY" in env
+        else "the project sets GOMP_SPINCOUNT=10000", env.get("OMP_NUM_THREADS", "unset"),
         env.get("BLIS_NUM_THREADS", "unset (the project sets the usable cores)"))
 
 

@@ -17,8 +17,8 @@ It
   user's choice always wins;
 * sets ``BLIS_NUM_THREADS`` to the number of usable cores unless the user
   set it or ``OMP_NUM_THREADS``;
-* sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it or ``GOMP_SPINCOUNT``
-  (see ``configure_openmp``): idle OpenMP threads sleep instead of spinning,
+* sets ``GOMP_SPINCOUNT=10000`` unless the user set it or ``OMP_WAIT_POLICY``
+  (see ``configure_openmp``): idle OpenMP threads spin briefly, then sleep,
   so two of our processes can share the cores. The OpenMP runtime (libgomp,
   which BLIS uses) reads it once, when it is loaded: with the first compiled
   Theano module that links the BLAS, always after this has run;
@@ -80,18 +80,27 @@ def configure_threads(environ=os.environ):
         environ["BLIS_NUM_THREADS"] = str(len(os.sched_getaffinity(0)))
 
 
-def configure_openmp(environ=os.environ):
-    """Make idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) unless the user
-    chose a wait policy or a spin count (``GOMP_SPINCOUNT``).
+# Spins of an idle OpenMP thread before it sleeps (libgomp's default: 300,000).
+SPIN_COUNT = "10000"
 
-    By default libgomp's threads spin for a while after each parallel region
+
+def configure_openmp(environ=os.environ):
+    """Make idle OpenMP threads spin ``SPIN_COUNT`` times before they sleep, unless
+    the user chose a wait policy (``OMP_WAIT_POLICY``) or a spin count
+    (``GOMP_SPINCOUNT``).
+
+    By default libgomp's threads spin 300,000 times after each parallel region
     (BLIS runs one per product). Alone, that only burns idle cycles; with a
     second of our processes on the same cores, each one's spinning threads
-    take the cores the other's working threads need (24x slower, issue 29).
-    Must run before the OpenMP runtime is loaded, which reads it only then.
+    take the cores the other's working threads need. Sleeping at once
+    (``OMP_WAIT_POLICY=PASSIVE``) shares the cores but doubles a lone step of
+    the PixelRNNs, whose ops open many short parallel regions (the wake-up
+    costs more than the region): a short spin keeps both. Figures in
+    benchmarks/README.md. Must run before the OpenMP runtime is loaded, which
+    reads it only then.
     """
     if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
-        environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
 def configure_environment(environ=os.environ):
