@@ -133,17 +133,9 @@ def load_network(path, graph="fast"):
 def test_set(args, q_levels):
     """(inputs, targets, labels) of the first --limit test images."""
     try:
-        if args.dataset == "binarized-mnist":
-            if q_levels != 2:
-                raise UsageError("--dataset binarized-mnist needs a checkpoint with Q_LEVELS "
-                                 "2; this one has {}".format(q_levels))
-            data = binarized.load_binarized(args.data_dir, verify=not args.no_verify,
-                                            splits=("test",))
-            print(binarized.describe(data["binarization"]), flush=True)
-        else:
-            data = mnist.load_dataset(args.data_dir, dataset=args.dataset,
-                                      verify=not args.no_verify, splits=("test",))
-    except mnist.DataError as err:
+        data = binarized.load_test_split(args.data_dir, args.dataset, q_levels,
+                                         verify=not args.no_verify)
+    except (mnist.DataError, ValueError) as err:
         raise UsageError(str(err))
     warning = binarized.other_dataset_warning(args.checkpoint, recorded_dataset(args.checkpoint),
                                               args.dataset, data.get("binarization"))

@@ -296,18 +296,9 @@ def load_test_split(args, q_levels):
     binarized-mnist needs a model of ``q_levels`` 2."""
     from data import binarized, mnist
     try:
-        if args.dataset == "binarized-mnist":
-            if q_levels != 2:
-                raise UsageError("--dataset binarized-mnist needs a checkpoint with Q_LEVELS "
-                                 "2; this one has {}: leave out --dataset or pass a binarized "
-                                 "model".format(q_levels))
-            data = binarized.load_binarized(args.data_dir, verify=not args.no_verify,
-                                            splits=("test",))
-            print(binarized.describe(data["binarization"]), flush=True)
-        else:
-            data = mnist.load_dataset(args.data_dir, dataset=args.dataset,
-                                      verify=not args.no_verify, splits=("test",))
-    except mnist.DataError as err:
+        data = binarized.load_test_split(args.data_dir, args.dataset, q_levels,
+                                         verify=not args.no_verify)
+    except (mnist.DataError, ValueError) as err:
         raise UsageError(str(err))
     return data["test_images"], data["test_labels"]
 

@@ -182,6 +182,24 @@ def other_dataset_warning(path, recorded, dataset, binarization=None):
                                        dataset_name(dataset, binarization))
 
 
+def load_test_split(data_dir, dataset, q_levels, verify=True):
+    """The test split of ``dataset`` ("mnist", "fashion-mnist" or "binarized-mnist")
+    for a model of ``q_levels``, reading only the test split's files: the dict of
+    ``mnist.load_dataset`` / :func:`load_binarized` (``test_images`` ``(n, 28, 28)``
+    uint8, ``test_labels`` ``(n,)`` or None for the fixed binarization). Prints
+    which binarization is used. Raises DataError for missing or damaged files,
+    ValueError when a binarized dataset meets a model of other than 2 levels."""
+    if dataset != "binarized-mnist":
+        return mnist.load_dataset(data_dir, dataset=dataset, verify=verify, splits=("test",))
+    if q_levels != 2:
+        raise ValueError("--dataset binarized-mnist needs a checkpoint with Q_LEVELS 2; this "
+                         "one has {}: leave out --dataset or pass a binarized model".format(
+                             q_levels))
+    data = load_binarized(data_dir, verify=verify, splits=("test",))
+    print(describe(data["binarization"]), flush=True)
+    return data
+
+
 def describe(binarization):
     """One line on what the NLLs of a run on this binarization compare with."""
     if binarization == FIXED:

@@ -25,6 +25,20 @@ def compile_each_graph_once():
         yield
 
 
+def write_random_mnist(folder, counts, seed=0):
+    """Gzipped IDX files of random 28x28 images and labels in ``folder`` (a Path),
+    ``counts``: {"train": n, "test": m}; read them with --no-verify."""
+    from data import mnist
+    rng = numpy.random.RandomState(seed)
+    for split, num in counts.items():
+        image_name, label_name = mnist.SPLITS[split]
+        mnist.write_idx(str(folder / (image_name + ".gz")),
+                        rng.randint(0, 256, (num, 28, 28)).astype(numpy.uint8))
+        mnist.write_idx(str(folder / (label_name + ".gz")),
+                        rng.randint(0, 10, num).astype(numpy.uint8))
+    return folder
+
+
 def fixture_path(name):
     return os.path.join(FIXTURES, name)
 

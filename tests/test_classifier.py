@@ -6,6 +6,7 @@ import numpy
 import pytest
 
 import evaluate
+from conftest import write_random_mnist
 from data import mnist
 import quantize
 import train_classifier
@@ -71,15 +72,7 @@ def test_shift_moves_images_and_fills_with_zeros():
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """Tiny IDX files (30 training, 12 test images; read with --no-verify)."""
-    folder = tmp_path_factory.mktemp("data")
-    rng = numpy.random.RandomState(0)
-    for split, num in (("train", 30), ("test", 12)):
-        image_name, label_name = mnist.SPLITS[split]
-        mnist.write_idx(str(folder / (image_name + ".gz")),
-                        rng.randint(0, 256, (num, 28, 28)).astype(numpy.uint8))
-        mnist.write_idx(str(folder / (label_name + ".gz")),
-                        rng.randint(0, 10, num).astype(numpy.uint8))
-    return folder
+    return write_random_mnist(tmp_path_factory.mktemp("data"), {"train": 30, "test": 12})
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import numpy
 import pytest
 
 import evaluate
+from conftest import write_random_mnist
 from data import mnist
 import quantize
 from lib.checkpoint import save_arrays
@@ -17,15 +18,7 @@ NUM_TEST = 12
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """Four IDX files of random 28x28 images (only the test split is read)."""
-    folder = tmp_path_factory.mktemp("data")
-    rng = numpy.random.RandomState(0)
-    for split, num in (("train", 10), ("test", NUM_TEST)):
-        image_name, label_name = mnist.SPLITS[split]
-        mnist.write_idx(str(folder / (image_name + ".gz")),
-                             rng.randint(0, 256, (num, 28, 28)).astype(numpy.uint8))
-        mnist.write_idx(str(folder / (label_name + ".gz")),
-                             rng.randint(0, 10, num).astype(numpy.uint8))
-    return folder
+    return write_random_mnist(tmp_path_factory.mktemp("data"), {"train": 10, "test": NUM_TEST})
 
 
 def tiny_checkpoint(tmp_path, config):
