@@ -5,11 +5,12 @@ Six runs, identical except for the network:
     pixelconv        num_layers 10, DIM 32 (num_layers counts all layers)
     gated            num_layers 10, DIM 32
     gated_class      the same, conditioned on the one-hot digit label
-    masked           num_layers 8 hidden 3x3 layers, DIM 32 (about the same depth)
-    rowlstm          num_layers 2 Row LSTM layers, DIM 32
+    masked           num_layers 8 residual blocks (1x1, 3x3, 1x1), DIM 32
+    rowlstm          num_layers 2 Row LSTM layers (each in a residual block), DIM 32
     diagbilstm       --diag-layers Diagonal BiLSTM layers (default 1), DIM 32
 
-All runs use Q_LEVELS 4, the same seed (weights drawn after
+Every model trains on its fast graph, compiled as ``train_mnist.py`` compiles
+it (``--graph faithful`` for the original layouts). All runs use Q_LEVELS 4, the same seed (weights drawn after
 ``numpy.random.seed(seed)``), the same batch size and number of steps, the
 same data order (one seeded permutation of the 60000 training images, read in
 consecutive batches) and clipped Adam (lr 1e-3, clip 1), as ``train_mnist.py``.
@@ -86,6 +87,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1234,
                    help="seeds the weights, the data order and the samples")
     p.add_argument("--q-levels", type=int, default=4, help="grey levels per pixel")
+    p.add_argument("--graph", choices=["fast", "faithful"], default="fast",
+                   help="train each model's fast graph (as train_mnist.py does) or its "
+                        "original layout")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--grad-clip", type=float, default=1.0, help="elementwise gradient clip")
     p.add_argument("--models", default=",".join(RUNS),
@@ -133,7 +137,7 @@ class Run(object):
         self.name, self.args = name, args
         self.config = dict({"dim": DIM}, input_dim=1, q_levels=args.q_levels, **config)
         numpy.random.seed(args.seed)  # the same weight stream for every model
-        self.net = builder.build(self.config)
+        self.net = builder.build(self.config, graph=args.graph)
         self.conditional = self.net.H is not None
         params = self.net.model.get_params()
         self.num_params = int(sum(p.get_value(borrow=True).size for p in params))
@@ -141,7 +145,8 @@ class Run(object):
         targets = T.itensor4("targets")
         inputs = [self.net.X, targets] + self.net.inputs[1:]
         cost = nll_per_subpixel(self.net.logits, targets)
-        self.train_fn, _ = compile_train_step(inputs, cost, params, args.lr, args.grad_clip)
+        self.train_fn, _ = compile_train_step(inputs, cost, params, args.lr, args.grad_clip,
+                                              keep_buffers=args.graph == "fast")
         self.nll_fn = theano.function(inputs, nll_per_example(self.net.logits, targets))
         self.compile_s = time.time() - start
 
@@ -208,10 +213,9 @@ def draw_pictures(run, args):
 
 def describe(config):
     """Short text of a model's size options."""
-    text = "{} layers".format(config["num_layers"])
-    if config["model"] in ("masked", "rowlstm", "diagbilstm"):
-        text += " (hidden)"
-    return text
+    unit = {"masked": "block", "rowlstm": "Row LSTM layer",
+            "diagbilstm": "Diagonal BiLSTM layer"}.get(config["model"], "layer")
+    return "{} {}{}".format(config["num_layers"], unit, "" if config["num_layers"] == 1 else "s")
 
 
 def table(results):
