@@ -9,25 +9,32 @@ import pytest
 import evaluate
 import generate
 import sampling
+from lib.checkpoint import read_checkpoint
 from models import build as builder
 from training import run_folder
 
 PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "pretrained")
-# checkpoint -> (the config the issue asks for, the mode generate.py uses it for)
+# checkpoint -> (the config the issue asks for, the mode generate.py uses it for; None:
+# no mode picks it, it is given with --checkpoint)
 SHIPPED = {
     "pixelconv.npz": ({"model": "pixelconv", "conditional": "none", "num_layers": 10,
                        "dim": 32, "q_levels": 4, "input_dim": 1}, []),
     "gated_class.npz": ({"model": "gated", "conditional": "class"}, ["--label", "3"]),
     "gated_embedding.npz": ({"model": "gated", "conditional": "embedding"},
                             ["--like-test-index", "0"]),
+    # the PixelRNN paper's binarized-MNIST models (issue 28: trained in pieces)
+    "binarized_masked.npz": ({"model": "masked", "q_levels": 2}, None),
+    "binarized_rowlstm.npz": ({"model": "rowlstm", "q_levels": 2}, None),
+    "binarized_diagbilstm.npz": ({"model": "diagbilstm", "num_layers": 7, "dim": 32,
+                                  "q_levels": 2}, None),
 }
 
 
 def shipped(name):
     path = os.path.join(PRETRAINED, name)
     if not os.path.isfile(path):
-        pytest.skip("{} is not shipped yet (issue 11: trained in pieces)".format(name))
+        pytest.skip("{} is not shipped yet (trained in pieces)".format(name))
     return path
 
 
@@ -51,9 +58,14 @@ def test_checkpoint_matches_its_runs_config_and_loads(name):
     state_config, state_weights = builder.read_network_checkpoint(
         os.path.join(run_dir, run_folder.STATE_FILE))
     assert state_config == config and sorted(state_weights) == sorted(weights)
+    # the data it was trained on (checkpoints written before it was recorded: MNIST)
+    _, meta = read_checkpoint(path)
+    assert meta.get("dataset", "mnist") == (
+        "binarized-mnist" if name.startswith("binarized_") else "mnist")
     # generate.py picks this file for its mode
-    args = generate.parse_args(mode + ["--out", "x.png"])
-    assert generate.default_checkpoint(args) == path
+    if mode is not None:
+        args = generate.parse_args(mode + ["--out", "x.png"])
+        assert generate.default_checkpoint(args) == path
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
