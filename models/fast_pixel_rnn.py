@@ -23,7 +23,7 @@ width, input_dim, Q_LEVELS)`` (or ``(..., input_dim)`` when Q_LEVELS is None).
 """
 from kernels.lstm import lstm_scan
 from kernels.channels_last import (activate, as_map, causal_conv, conv1x1, conv_sum, conv_weights,
-                               filter_matrix, to_map)
+                               filter_matrix, kept_taps, to_map)
 from lib.layers import Layer, channel_groups, conv_filter
 from models import masked_pixel_cnn, pixel_rnn
 from models.masked_pixel_cnn import FIRST_FILTER_SIZE, FILTER_SIZE, check_sizes
@@ -130,7 +130,7 @@ class FastPixelRNN(FastMaskedStack):
                                                 name=self.name + "." + suffix +
                                                 ".state_to_state.filter")
         self.params.append(state_param)
-        taps = [(j, k) for j in range(state_size[0]) for k in range(state_size[1])]
+        taps = kept_taps((GATES * h, h) + state_size)     # every tap, row-major
         weights = filter_matrix(state_filter, taps).T     # (taps * h, 4h)
         return lstm_scan(mode, to_map(gates, *self.shape), weights)
 
