@@ -8,16 +8,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOOK   := $(VENV)/.theano-hook
+BLAS_PACKAGES   := libblis-dev libopenblas-dev libopenblas0-openmp
+OPENBLAS_OPENMP := /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0
 
 .PHONY: venv sample train test generate benchmark clean
 
 $(STAMP): requirements.txt
-	@# BLIS (used when present) and OpenBLAS make Theano's products fast; without
-	@# them Theano falls back to NumPy's BLAS. lib/backend.py picks the library.
-	@if ! ldconfig -p 2>/dev/null | grep -q 'libblis\.so ' || ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then \
+	@# OpenBLAS (its OpenMP build) and BLIS make Theano's products fast; without
+	@# them Theano falls back to NumPy's BLAS. lib/theano_env.py picks the library.
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libblis\.so ' || ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' \
+	    || { [ "$$(uname -m)" = x86_64 ] && [ ! -f $(OPENBLAS_OPENMP) ]; }; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && apt-get install -y -qq libblis-dev libopenblas-dev) || echo "note: libblis-dev/libopenblas-dev not installed; continuing without them"; \
-	  else echo "note: install libblis-dev and libopenblas-dev (as root) for faster training"; fi; fi
+	    apt-get install -y -qq libopenblas0-openmp || echo "note: libopenblas0-openmp not installed; BLIS will be used"; \
+	  else echo "note: install $(BLAS_PACKAGES) (as root) for faster training"; fi; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt

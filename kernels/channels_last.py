@@ -101,6 +101,23 @@ def conv_sum(terms, biases, extra_rows=0):
     return T.dot(cols, T.concatenate(weights, axis=1).T)
 
 
+def fold_1x1(source, filt_1x1, bias_1x1, filt, taps, offsets, ones):
+    """``conv_sum`` terms for the convolution ``filt (out, mid, rows, cols)`` of
+    the 1x1 layer ``filt_1x1 (mid, in, 1, 1)`` + ``bias_1x1 (mid,)`` applied to
+    the ``Map`` ``source`` ``(batch, rows, width, in)``, without computing that
+    layer's output.
+
+    Each tap reads ``source`` through ``filt[:, :, j, k] @ filt_1x1`` instead;
+    the 1x1 bias enters through ``ones`` (a ``Map`` of ones ``(batch, height,
+    width, 1)``), whose zero padding counts it only where the tap lies inside
+    the image, as the zero-padded output of the 1x1 layer would.
+    """
+    folded = T.tensordot(filt, filt_1x1[:, :, 0, 0], axes=[[1], [0]])  # (out, rows, cols, in)
+    through_bias = T.tensordot(filt, bias_1x1, axes=[[1], [0]])         # (out, rows, cols)
+    return [([source], folded.dimshuffle(0, 3, 1, 2), taps, offsets),
+            ([ones], through_bias.dimshuffle(0, "x", 1, 2), taps, offsets)]
+
+
 def conv1x1(x, filt, bias):
     """1x1 convolution of a ``(positions, in)`` matrix with ``filt (out, in, 1, 1)``:
     ``(positions, out)``.

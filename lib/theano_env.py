@@ -9,19 +9,20 @@
 
 It
 
-* sets ``floatX=float32`` and ``blas.ldflags`` (``-lblis`` when BLIS is
-  installed, else ``-lopenblas`` when OpenBLAS is, else empty so that Theano
-  falls back to NumPy's C-API BLAS; Theano 1.0.5 on NumPy 1.23 fails to
-  import without it) and ``compile.wait=1`` (see ``default_flags``), unless the
-  user already chose a value in ``THEANO_FLAGS`` or in a ``.theanorc`` file: the
-  user's choice always wins;
+* sets ``floatX=float32``, ``compile.wait=1`` (see ``default_flags``) and
+  ``blas.ldflags``, unless the user already chose a value in ``THEANO_FLAGS``
+  or in a ``.theanorc`` file: the user's choice always wins. The BLAS is
+  OpenBLAS when its OpenMP build is installed, that build loaded ahead of
+  Theano's modules (``load_openmp_openblas``); else BLIS; else OpenBLAS;
+  else none, and Theano falls back to NumPy's C-API BLAS (Theano 1.0.5 on
+  NumPy 1.23 fails to import unless ``blas.ldflags`` is set, even empty);
 * sets ``BLIS_NUM_THREADS`` to the number of usable cores unless the user
   set it or ``OMP_NUM_THREADS``;
 * sets ``GOMP_SPINCOUNT=10000`` unless the user set it or ``OMP_WAIT_POLICY``
   (see ``configure_openmp``): idle OpenMP threads spin briefly, then sleep,
   so two of our processes can share the cores. The OpenMP runtime (libgomp,
-  which BLIS uses) reads it once, when it is loaded: with the first compiled
-  Theano module that links the BLAS, always after this has run;
+  which BLIS and OpenBLAS's OpenMP build use) reads it once, when it is
+  loaded: with the BLAS, always after this has run;
 * makes ``theano.scan`` use its Python loop on Python >= 3.11 (see
   ``_use_python_scan_loop``).
 """
@@ -31,17 +32,30 @@ import os
 import shlex
 import sys
 import sysconfig
+import warnings
 
 _DEFAULTS_SECTIONS = {"floatX": ("global", "floatX"), "blas.ldflags": ("blas", "ldflags"),
                       "compile.wait": ("compile", "wait")}
 
 
-def _user_flag_names(flags):
-    """Names set in a THEANO_FLAGS string (same splitting rules as Theano)."""
+def _flag_pairs(flags):
+    """(name, value) pairs of a THEANO_FLAGS string, in order (Theano's splitting)."""
     splitter = shlex.shlex(flags, posix=True)
     splitter.whitespace = ","
     splitter.whitespace_split = True
-    return {pair.split("=", 1)[0].strip() for pair in splitter if "=" in pair}
+    return [tuple(part.strip() for part in pair.split("=", 1)) for pair in splitter
+            if "=" in pair]
+
+
+def _user_flag_names(flags):
+    """Names set in a THEANO_FLAGS string."""
+    return {name for name, _ in _flag_pairs(flags)}
+
+
+def flags_ldflags(flags):
+    """The ``blas.ldflags`` a THEANO_FLAGS string sets (the last one wins), or None."""
+    values = [value for name, value in _flag_pairs(flags) if name == "blas.ldflags"]
+    return values[-1] if values else None
 
 
 def _theanorc_has(section, option):
@@ -55,14 +69,48 @@ def _theanorc_has(section, option):
     return parser.has_option(section, option)
 
 
-def blas_ldflags(find_library=ctypes.util.find_library):
-    """BLIS where installed (Debian ``libblis-dev``: fastest here on the skinny
-    products of the channels-last graphs), else OpenBLAS, else empty (NumPy's
-    C-API BLAS)."""
+# Debian's OpenMP build of OpenBLAS (package libopenblas0-openmp), and the
+# name the linker needs (package libopenblas-dev). Debian points
+# ``libopenblas.so.0`` at the pthread build by default, whose own spinning
+# threads and the OpenMP threads of our compiled ops take turns badly.
+OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0"
+OPENBLAS_LINK = "/usr/lib/x86_64-linux-gnu/libopenblas.so"
+
+_loaded = []  # the preloaded OpenMP build, kept referenced
+
+
+def blas_ldflags(find_library=ctypes.util.find_library, exists=os.path.isfile):
+    """OpenBLAS where its OpenMP build and the link-time library are installed
+    (the fastest on the AMD EPYC for the five models timed, see
+    benchmarks/README.md), else BLIS (Debian ``libblis-dev``), else OpenBLAS,
+    else empty (NumPy's C-API BLAS)."""
+    if exists(OPENBLAS_OPENMP) and exists(OPENBLAS_LINK):
+        return "-lopenblas"
     for name in ("blis", "openblas"):
         if find_library(name):
             return "-l" + name
     return ""
+
+
+def load_openmp_openblas(ldflags, exists=os.path.isfile, load=ctypes.CDLL):
+    """Load OpenBLAS's OpenMP build now, before any Theano module loads a BLAS,
+    when ``ldflags`` is exactly ``-lopenblas`` (ours, or the same value in the
+    user's THEANO_FLAGS, which is also how a child process sees ours): the
+    dynamic loader then hands every module that needs ``libopenblas.so.0``
+    this copy, matched by its soname, instead of the pthread build. Returns
+    True when it did. A user who wants the pthread build spells the flags
+    any other way (``-L/usr/lib/x86_64-linux-gnu/openblas-pthread
+    -lopenblas``); a ``.theanorc`` value is left alone. Must run after the
+    OpenMP variables are set, which the runtime reads when this loads it."""
+    if ldflags.split() != ["-lopenblas"] or not exists(OPENBLAS_OPENMP):
+        return False
+    try:
+        _loaded.append(load(OPENBLAS_OPENMP))
+    except OSError as err:
+        warnings.warn("could not load OpenBLAS's OpenMP build ({}); the default "
+                      "libopenblas.so.0 will be used".format(err))
+        return False
+    return True
 
 
 def default_flags():
@@ -90,7 +138,7 @@ def configure_openmp(environ=os.environ):
     (``GOMP_SPINCOUNT``).
 
     By default libgomp's threads spin 300,000 times after each parallel region
-    (BLIS runs one per product). Alone, that only burns idle cycles; with a
+    (the BLAS runs one per product). Alone, that only burns idle cycles; with a
     second of our processes on the same cores, each one's spinning threads
     take the cores the other's working threads need. Sleeping at once
     (``OMP_WAIT_POLICY=PASSIVE``) shares the cores but doubles a lone step of
@@ -133,12 +181,17 @@ def _use_python_scan_loop():
 
 
 def prepare():
-    """Set Theano's environment (see the module docstring); harmless to repeat, and
-    the flags are left alone once Theano is imported."""
-    if "theano" not in sys.modules:
+    """Set Theano's environment (see the module docstring); harmless to repeat.
+    Once Theano is imported the flags are left alone and no BLAS is preloaded
+    (a process that imports Theano before ``lib`` without the import hook of
+    ``make venv`` runs Debian's default OpenBLAS build)."""
+    before_theano = "theano" not in sys.modules
+    if before_theano:
         configure_environment()
     configure_threads()
     configure_openmp()
+    if before_theano:
+        load_openmp_openblas(flags_ldflags(os.environ.get("THEANO_FLAGS", "")) or "")
     _use_python_scan_loop()
 
 

@@ -1,11 +1,12 @@
 """Theano set-up: our defaults, the user's flags winning, Lasagne importable."""
+import ctypes.util
 import os
 import subprocess
 import sys
 
 import pytest
 
-from lib import backend
+from lib import backend, theano_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,12 +69,74 @@ def test_wrong_floatx_from_the_user_is_reported():
     assert out.returncode != 0 and "floatX=float32" in out.stderr
 
 
-def test_blas_preference_is_blis_then_openblas_then_numpy():
+def test_blas_preference_is_openblas_openmp_then_blis_then_openblas_then_numpy():
     def finder(*present):
         return lambda name: "lib{}.so".format(name) if name in present else None
-    assert backend.blas_ldflags(finder("blis", "openblas")) == "-lblis"
-    assert backend.blas_ldflags(finder("openblas")) == "-lopenblas"
-    assert backend.blas_ldflags(finder()) == ""
+
+    def installed(*paths):
+        return lambda path: path in paths
+    both = installed(theano_env.OPENBLAS_OPENMP, theano_env.OPENBLAS_LINK)
+    assert backend.blas_ldflags(finder("blis", "openblas"), both) == "-lopenblas"
+    assert backend.blas_ldflags(finder("blis"), both) == "-lopenblas"
+    # The OpenMP build without the link-time library (no libopenblas-dev): not linkable.
+    for partial in (installed(theano_env.OPENBLAS_OPENMP), installed()):
+        assert backend.blas_ldflags(finder("blis", "openblas"), partial) == "-lblis"
+        assert backend.blas_ldflags(finder("openblas"), partial) == "-lopenblas"
+        assert backend.blas_ldflags(finder(), partial) == ""
+
+
+def test_the_openmp_build_of_openblas_is_loaded_only_for_plain_openblas_flags():
+    loaded = []
+    installed = lambda path: path == theano_env.OPENBLAS_OPENMP  # noqa: E731
+    assert theano_env.load_openmp_openblas("-lopenblas", installed, loaded.append)
+    assert loaded == [theano_env.OPENBLAS_OPENMP]
+    for ldflags in ("-lblis", "-L/opt/x -lopenblas", ""):
+        assert not theano_env.load_openmp_openblas(ldflags, installed, loaded.append)
+    assert not theano_env.load_openmp_openblas("-lopenblas", lambda path: False, loaded.append)
+    assert len(loaded) == 1
+
+
+def test_a_build_that_fails_to_load_is_reported_not_fatal():
+    def fail(path):
+        raise OSError("bad ELF header")
+    installed = lambda path: True  # noqa: E731
+    with pytest.warns(UserWarning, match="bad ELF header"):
+        assert not theano_env.load_openmp_openblas("-lopenblas", installed, fail)
+
+
+def test_the_ldflags_of_a_flags_string_are_its_last_blas_ldflags():
+    assert theano_env.flags_ldflags("floatX=float32,blas.ldflags=-lblis") == "-lblis"
+    assert theano_env.flags_ldflags("blas.ldflags=-lblis,blas.ldflags=-lopenblas") == "-lopenblas"
+    assert theano_env.flags_ldflags("blas.ldflags=") == ""
+    assert theano_env.flags_ldflags("floatX=float32") is None
+
+
+@pytest.mark.skipif(not os.path.isfile(theano_env.OPENBLAS_OPENMP),
+                    reason="OpenBLAS's OpenMP build is not installed")
+@pytest.mark.skipif(not (os.path.isfile(theano_env.OPENBLAS_OPENMP)
+                         and os.path.isfile(theano_env.OPENBLAS_LINK)),
+                    reason="OpenBLAS's OpenMP build or libopenblas-dev is not installed")
+def test_a_process_runs_the_openmp_build_of_openblas_unless_the_user_chose_a_blas(tmp_path):
+    """By default the products of a compiled function run in the OpenMP build
+    (mapped into the process), not in the pthread build that libopenblas.so.0
+    names by default; with the user's ``-lblis`` no OpenBLAS is mapped at all."""
+    code = ("import lib, numpy, theano, theano.tensor as T; x = T.matrix(); "
+            "f = theano.function([x], T.dot(x, x)); f(numpy.ones((64, 64), 'float32')); "
+            "maps = open('/proc/self/maps').read(); "
+            "print('openblas-openmp' in maps, 'openblas-pthread' in maps, 'libblis' in maps)")
+    empty_rc = tmp_path / "theanorc"
+    empty_rc.write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "THEANO_FLAGS"}
+    env["THEANORC"] = str(empty_rc)
+    cases = [(None, ["True", "False", "False"])]
+    if ctypes.util.find_library("blis"):
+        cases.append(("blas.ldflags=-lblis", ["False", "False", "True"]))
+    for users, expected in cases:
+        run_env = dict(env, **({"THEANO_FLAGS": users} if users else {}))
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=run_env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == expected, users
 
 
 def test_blis_threads_default_to_the_usable_cores_unless_the_user_chose():
