@@ -314,17 +314,19 @@ def quantised_test_images(args, indices, q_levels):
 
 
 def reconstruction_inputs(args, net):
-    """(true bins (n, 28, 28, 1), their conditions or None) of the first --reconstruct
-    test images; a conditional model gets each image's own label or embedding."""
+    """(true bins (n, 28, 28, input_dim), their conditions or None) of the first
+    --reconstruct test images, grey on every colour for a colour model; a
+    conditional model gets each image's own label or embedding."""
     from models import build as builder
     q = net.config["q_levels"]
     images, labels = load_test_split(args, q)
     if args.reconstruct > len(images):
         raise UsageError("--reconstruct {} asks for more images than the test split's "
                          "{}".format(args.reconstruct, len(images)))
-    given = quantize.to_targets(images[:args.reconstruct], q)[..., None]
+    grey = quantize.to_targets(images[:args.reconstruct], q)[..., None]
+    given = numpy.repeat(grey, net.config["input_dim"], axis=-1)
     if net.encoder is not None:
-        return given, net.embed(quantize.targets_to_inputs(given, q))
+        return given, net.embed(quantize.targets_to_inputs(grey, q))
     if net.H is not None:
         return given, builder.one_hot(labels[:args.reconstruct])
     return given, None

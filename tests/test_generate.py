@@ -1,6 +1,7 @@
 """generate.py: outputs, config inference, original checkpoints and bad input."""
 import os
 import pickle
+from types import SimpleNamespace
 
 import numpy
 import pytest
@@ -103,16 +104,47 @@ def test_same_seed_same_images_and_samplers_agree(tiny_checkpoint, tmp_path, cap
     assert (outs["a"] != outs["d"]).any()
 
 
-def test_reconstruct_uses_test_images(tiny_checkpoint, tmp_path, capsys):
+def write_test_split(folder, count=5):
+    """Random test images (count, 28, 28) uint8 and labels as IDX files in ``folder``."""
     from data import mnist
     rng = numpy.random.RandomState(0)
-    folder = tmp_path / "data"
     folder.mkdir()
-    # only the test split's two files: --reconstruct needs no training images
-    images = rng.randint(0, 256, (5, 28, 28)).astype(numpy.uint8)
+    images = rng.randint(0, 256, (count, 28, 28)).astype(numpy.uint8)
     mnist.write_idx(str(folder / "t10k-images-idx3-ubyte.gz"), images)
     mnist.write_idx(str(folder / "t10k-labels-idx1-ubyte.gz"),
-                    rng.randint(0, 10, 5).astype(numpy.uint8))
+                    rng.randint(0, 10, count).astype(numpy.uint8))
+    return images
+
+
+def test_reconstruct_draws_a_colour_model_on_grey_in_every_channel(tmp_path):
+    """A colour checkpoint is given each test image's grey bins on all three
+    channels; the cached and naive samplers agree on the draw."""
+    numpy.random.seed(0)
+    net = builder.build({"input_dim": 3, "dim": 4, "num_layers": 3, "q_levels": 3})
+    for p in net.model.get_params():
+        p.set_value(floatX(numpy.random.uniform(-0.5, 0.5, p.get_value().shape)))
+    checkpoint = str(tmp_path / "colour.npz")
+    net.model.save_params(checkpoint)
+    folder = tmp_path / "data"
+    images = write_test_split(folder)
+    args = generate.parse_args(["--checkpoint", checkpoint, "--out", str(tmp_path / "r.png"),
+                                "--reconstruct", "2", "--data-dir", str(folder),
+                                "--no-verify", "--no-progress"])
+    plain = SimpleNamespace(config={"q_levels": 3, "input_dim": 3}, encoder=None, H=None)
+    given, condition = generate.reconstruction_inputs(args, plain)
+    truth = (images[:2].astype(numpy.float64) * 3 / 256).astype(numpy.uint8)  # 3 bins
+    numpy.testing.assert_array_equal(given, numpy.repeat(truth[..., None], 3, axis=-1))
+    assert condition is None
+    cached = generate.generate(args)
+    args.sampler = "naive"
+    assert cached.shape == (2, 28, 28, 3)
+    numpy.testing.assert_array_equal(cached, generate.generate(args))
+
+
+def test_reconstruct_uses_test_images(tiny_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "data"
+    # only the test split's two files: --reconstruct needs no training images
+    images = write_test_split(folder)
     out = str(tmp_path / "r.png")
     args = generate.parse_args(["--checkpoint", tiny_checkpoint, "--out", out,
                                 "--reconstruct", "4", "--data-dir", str(folder), "--no-verify",
