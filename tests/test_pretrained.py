@@ -23,7 +23,7 @@ SHIPPED = {
     "gated_class.npz": ({"model": "gated", "conditional": "class"}, ["--label", "3"]),
     "gated_embedding.npz": ({"model": "gated", "conditional": "embedding"},
                             ["--like-test-index", "0"]),
-    # the PixelRNN paper's binarized-MNIST models (issue 28: trained in pieces)
+    # the PixelRNN paper's binarized-MNIST models (trained in pieces)
     "binarized_masked.npz": ({"model": "masked", "q_levels": 2}, None),
     "binarized_rowlstm.npz": ({"model": "rowlstm", "q_levels": 2}, None),
     "binarized_diagbilstm.npz": ({"model": "diagbilstm", "num_layers": 7, "dim": 32,
