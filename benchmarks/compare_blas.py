@@ -27,7 +27,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.train_step import DEFAULTS  # noqa: E402
+from benchmarks.train_step import DEFAULTS, random_batch  # noqa: E402
 
 LDFLAGS = {"blis": "-lblis", "openblas": "-lopenblas"}
 
@@ -74,9 +74,7 @@ def worker(args):
     batch, layers, dim, q_levels = DEFAULTS[args.model]
     config = {"model": args.model, "conditional": "none", "input_dim": 1, "dim": dim,
               "num_layers": layers, "q_levels": q_levels}
-    rng = numpy.random.RandomState(0)
-    targets = rng.randint(0, q_levels, (batch, 28, 28, 1)).astype("int32")
-    inputs = (targets / numpy.float32(q_levels - 1)).astype("float32")
+    inputs, targets = random_batch(numpy.random.RandomState(0), batch, q_levels)
     numpy.random.seed(1234)
     net = builder.build(config, graph=args.graph)
     X_r = T.itensor4("X_r")

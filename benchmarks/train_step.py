@@ -98,6 +98,14 @@ def conv_flops(net, inputs):
     return total
 
 
+def random_batch(rng, batch_size, q_levels):
+    """(inputs float32, targets int32), both (batch_size, 28, 28, 1): random bins
+    drawn from ``rng`` and their network inputs."""
+    import numpy
+    targets = rng.randint(0, q_levels, (batch_size, 28, 28, 1)).astype("int32")
+    return (targets / numpy.float32(q_levels - 1)).astype("float32"), targets
+
+
 def step_peak_mb(fn, args):
     """Peak MB of arrays allocated during the first call of ``fn``: its working
     memory (kept between calls by a function compiled with allow_gc=False)."""
@@ -137,8 +145,7 @@ def main(argv=None):
     config = {"model": args.model, "conditional": args.conditional, "input_dim": 1,
               "dim": args.dim, "num_layers": args.num_layers, "q_levels": args.q_levels}
     rng = numpy.random.RandomState(0)
-    targets = rng.randint(0, args.q_levels, (args.batch_size, 28, 28, 1)).astype("int32")
-    inputs = (targets / numpy.float32(args.q_levels - 1)).astype("float32")
+    inputs, targets = random_batch(rng, args.batch_size, args.q_levels)
     extra = [builder.one_hot(rng.randint(0, 10, args.batch_size))] \
         if args.conditional == "class" else []
     call_args = [inputs, targets] + extra

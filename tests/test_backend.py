@@ -111,8 +111,6 @@ def test_the_ldflags_of_a_flags_string_are_its_last_blas_ldflags():
     assert theano_env.flags_ldflags("floatX=float32") is None
 
 
-@pytest.mark.skipif(not os.path.isfile(theano_env.OPENBLAS_OPENMP),
-                    reason="OpenBLAS's OpenMP build is not installed")
 @pytest.mark.skipif(not (os.path.isfile(theano_env.OPENBLAS_OPENMP)
                          and os.path.isfile(theano_env.OPENBLAS_LINK)),
                     reason="OpenBLAS's OpenMP build or libopenblas-dev is not installed")
