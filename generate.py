@@ -293,13 +293,20 @@ def build_with_weights(config, weights, source):
 def load_test_split(args, q_levels):
     """The --dataset test images (n, 28, 28) uint8 and labels (n,) (None for the fixed
     binarized MNIST, whose files hold none); only the test split's files are read.
-    binarized-mnist needs a model of ``q_levels`` 2."""
+    binarized-mnist needs a model of ``q_levels`` 2. Warns (stderr) when the
+    checkpoint was trained on other data, the binarization included."""
     from data import binarized, mnist
+    from lib.checkpoint import read_checkpoint
     try:
         data = binarized.load_test_split(args.data_dir, args.dataset, q_levels,
                                          verify=not args.no_verify)
     except (mnist.DataError, ValueError) as err:
         raise UsageError(str(err))
+    warning = binarized.other_dataset_warning(
+        args.checkpoint, read_checkpoint(args.checkpoint)[1] or {}, args.dataset,
+        data.get("binarization"))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     return data["test_images"], data["test_labels"]
 
 
@@ -476,14 +483,6 @@ def generate(args):
     check_args(args)
     config, weights = load_checkpoint(args)
     net = build_with_weights(config, weights, args.checkpoint)
-    if args.reconstruct or args.complete or args.like_test_index is not None \
-            or args.interpolate is not None:
-        from data import binarized  # these read --dataset's test images
-        from lib.checkpoint import read_checkpoint
-        warning = binarized.other_dataset_warning(
-            args.checkpoint, read_checkpoint(args.checkpoint)[1] or {}, args.dataset)
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
     check_memory(images_asked(args), config, args)
     plan = what_to_draw(args, net)
     used = "cached" if args.sampler == "cached" and sampling.has_cached_sampler(config) \

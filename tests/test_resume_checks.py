@@ -194,6 +194,27 @@ def test_generate_warns_when_it_reconstructs_other_data(dynamic_run, data_dir, t
         "images are mnist".format(path) in err
 
 
+@pytest.mark.parametrize("with_amat", [False, True])
+def test_generate_tells_the_fixed_binarization_from_the_dynamic_one(
+        dynamic_run, data_dir, tmp_path, capsys, with_amat):  # noqa: F811
+    import generate
+    path = str(dynamic_run / checkpoints(dynamic_run)[0])
+    images_dir = tmp_path / "data"
+    shutil.copytree(str(data_dir), str(images_dir))
+    if with_amat:
+        write_fixed_files(images_dir, {"train": 40, "valid": 10, "test": 30})
+    code = generate.main(["--checkpoint", path, "--complete", "2", "--num", "1",
+                          "--dataset", "binarized-mnist", "--data-dir", str(images_dir),
+                          "--no-verify", "--no-progress", "--out", str(tmp_path / "c.png")])
+    assert code == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    if with_amat:
+        assert warnings == ["warning: {} was trained on binarized-mnist (dynamic binarization), "
+                            "but these images are binarized-mnist (fixed binarization); its "
+                            "figures do not describe its own data".format(path)]
+    else:
+        assert warnings == []
+
 def test_resume_help_names_only_the_settings_it_may_change():
     from training import run_folder
     (action,) = [a for a in train_mnist.build_parser()._actions if a.dest == "resume"]

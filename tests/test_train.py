@@ -221,6 +221,15 @@ def test_interrupts_save_resumable_states(interrupted_run):
     assert adam_steps(epoch_end) == STEPS_PER_EPOCH
 
 
+def test_a_resumed_epoch_counts_the_seconds_before_the_interruption(interrupted_run):
+    out_dir, (mid_epoch, epoch_end) = interrupted_run
+    before = float(mid_epoch["epoch_seconds"])  # steps 1-3 of epoch 1, first process
+    assert before > 0
+    assert float(epoch_end["epoch_seconds"]) == 0  # saved as epoch 2 began
+    first = read_history(out_dir)[0]["epoch_seconds"]
+    assert first > before  # step 4 in the second process, added to steps 1-3
+
+
 def test_resumed_run_equals_straight_run(straight_run, interrupted_run):
     straight = load_arrays(str(straight_run[0] / "state.npz"))
     resumed = load_arrays(str(interrupted_run[0] / "state.npz"))

@@ -76,11 +76,11 @@ def train(trainer, epochs, on_step=None, deadline=None):
 
     with request.installed():
         while trainer.epoch < epochs and not stop():
-            start = time.time()
+            trainer.epoch_start = time.time()
             train_cost = trainer.train_epoch(stop, on_step)
             if train_cost is None:
                 break
-            trainer.end_of_epoch(train_cost, time.time() - start)
+            trainer.end_of_epoch(train_cost, trainer.epoch_seconds())
     if trainer.epoch >= epochs:
         print("Done: {} epochs in {}".format(epochs, trainer.out_dir), flush=True)
         return DONE

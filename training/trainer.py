@@ -8,6 +8,7 @@ so a resumed run continues exactly where an uninterrupted one would be.
 """
 import math
 import os
+import time
 
 import numpy
 import theano
@@ -63,15 +64,24 @@ class Trainer(object):
         self.nll_fn = theano.function(inputs, nll_per_example(self.net.logits, X_r))
         self.epoch, self.iteration, self.history = 0, 0, []
         self.cost_sum, self.cost_count = 0.0, 0  # training costs of the current epoch
+        # Wall time of the current epoch's steps: seconds spent in earlier processes
+        # (a resumed epoch) plus those since epoch_start (set by training.stopping).
+        self.seconds_before, self.epoch_start = 0.0, None
 
     # ----- state -------------------------------------------------------------------
     @property
     def state_path(self):
         return os.path.join(self.out_dir, STATE_FILE)
 
+    def epoch_seconds(self):
+        """Seconds the current epoch's steps have taken so far, across resumes."""
+        running = 0.0 if self.epoch_start is None else time.time() - self.epoch_start
+        return self.seconds_before + running
+
     def state_arrays(self):
         """Everything a resumed run needs: parameters, Adam's moments and step count,
-        the position in the run and the current epoch's running training cost."""
+        the position in the run and the current epoch's running training cost and
+        wall time."""
         arrays = {"param/" + p.name: p.get_value() for p in self.net.all_params.get_params()}
         arrays["encoder_trained"] = numpy.int64(self.encoder_trained)
         arrays.update({"opt/" + v.name: v.get_value() for v in self.opt_state})
@@ -80,6 +90,7 @@ class Trainer(object):
         arrays["seed"] = numpy.int64(self.config["seed"])
         arrays["epoch_cost_sum"] = numpy.float64(self.cost_sum)
         arrays["epoch_cost_count"] = numpy.int64(self.cost_count)
+        arrays["epoch_seconds"] = numpy.float64(self.epoch_seconds())
         return arrays
 
     def save_state(self):
@@ -126,6 +137,7 @@ class Trainer(object):
         self.epoch, self.iteration = int(arrays["epoch"]), int(arrays["iteration"])
         self.cost_sum = float(arrays.get("epoch_cost_sum", 0.0))
         self.cost_count = int(arrays.get("epoch_cost_count", 0))
+        self.seconds_before = float(arrays.get("epoch_seconds", 0.0))
         self.history = [h for h in run_folder.read_history(self.out_dir)
                         if h["epoch"] <= self.epoch]
 
@@ -244,7 +256,8 @@ class Trainer(object):
         return total / self.valid_t.size
 
     def end_of_epoch(self, train_cost, elapsed):
-        """Validate, then write the checkpoint, pictures, history and state."""
+        """Validate, then write the checkpoint, pictures, history and state.
+        ``elapsed``: the epoch's training seconds (resumed epochs: all processes')."""
         epoch = self.epoch + 1
         nll = self.validate()
         if not math.isfinite(nll):
@@ -264,6 +277,7 @@ class Trainer(object):
         # records beyond the state's epoch are dropped on resume.
         self.epoch, self.iteration = epoch, 0
         self.cost_sum, self.cost_count = 0.0, 0
+        self.seconds_before, self.epoch_start = 0.0, None
         self.save_state()
         print("Validation after epoch {}: {:.5f} nats/sub-pixel, {:.5f} bits/dim, "
               "{:.2f} nats/image (train {:.5f}, {:.0f} s)".format(
