@@ -215,6 +215,7 @@ def test_generate_tells_the_fixed_binarization_from_the_dynamic_one(
     else:
         assert warnings == []
 
+
 def test_resume_help_names_only_the_settings_it_may_change():
     from training import run_folder
     (action,) = [a for a in train_mnist.build_parser()._actions if a.dest == "resume"]
