@@ -1,18 +1,23 @@
-"""Evaluate a PixelCNN checkpoint on the MNIST test set.
+"""Evaluate a PixelCNN checkpoint on the MNIST test set (or its validation images).
 
     python evaluate.py --checkpoint pretrained/pixelconv.npz
+    python evaluate.py --checkpoint runs/mnist/epoch_012_val_0.14050.npz --split valid
     python evaluate.py --checkpoint pretrained/gated_class.npz --sample-accuracy
     python evaluate.py --checkpoint pretrained/gated_embedding.npz --sample-accuracy --limit 1000
 
 Prints the test negative log-likelihood in nats per sub-pixel, bits per
-dimension and nats per image; for class-conditional checkpoints also the NLL
+dimension and nats per image of the test images, or with ``--split valid`` of
+the validation images ``train_mnist.py`` held out of training (the last
+``--valid-split`` training images, binarized as the run binarized them): the
+figure for choosing between checkpoints, leaving the test images to be scored
+once, at the end. For class-conditional checkpoints also the NLL
 under wrong labels (the mean over the nine shifts (label + k) % 10; nine more
-passes over the test set, which ``--skip-wrong-labels`` leaves out). With
+passes over the images, which ``--skip-wrong-labels`` leaves out). With
 ``--sample-accuracy`` it draws digits and scores them with the project's
 classifier (``train_classifier.py``): for class-conditional checkpoints,
 ``--per-label`` digits of each label (the ``--labels all`` grid) and the
 share classified as their label; for embedding checkpoints, one digit like
-each of the first ``--like-samples`` test images and the share classified
+each of the first ``--like-samples`` images and the share classified
 as that image's digit. ``--temperature`` and, for class-conditional
 checkpoints, ``--guidance`` (``sampling.guided``) change how the digits are
 drawn. The last line is machine-readable, e.g.
@@ -58,8 +63,8 @@ class UsageError(Exception):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description="Test-set likelihood of a PixelCNN checkpoint and, on request, how "
-                    "often a classifier recognises its conditional samples.",
+        description="Test-set (or validation) likelihood of a PixelCNN checkpoint and, on "
+                    "request, how often a classifier recognises its conditional samples.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", required=True,
                    help="our .npz (or a training state.npz) or the original's pickle")
@@ -70,20 +75,27 @@ def parse_args(argv=None):
                    help="MNIST folder (default: $MNIST_DIR, else the per-user cache)")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "binarized-mnist"],
                    default="mnist",
-                   help="the test split to score; binarized-mnist: the fixed binarization "
+                   help="the data set to score; binarized-mnist: the fixed binarization "
                         "when the data folder holds binarized_mnist_test.amat, else MNIST's "
                         "test images binarized once with a fixed seed (close to the fixed "
                         "benchmark, not the same); needs a Q_LEVELS 2 checkpoint")
+    p.add_argument("--split", choices=["test", "valid"], default="test",
+                   help="test: the test images; valid: the validation images train_mnist.py "
+                        "held out of training (the last --valid-split training images, "
+                        "binarized as the run did), for choosing between checkpoints")
+    p.add_argument("--valid-split", type=int, default=10000, metavar="N",
+                   help="with --split valid: how many training images the run held out "
+                        "(its --valid-split)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 and standard-size checks of the data files (for "
                         "small or custom IDX files)")
     p.add_argument("--limit", type=int, default=None,
-                   help="use only the first N test images (default: all 10,000)")
+                   help="use only the first N images of the split (default: all)")
     p.add_argument("--batch-size", type=int, default=100,
-                   help="test images per forward pass (speed and memory only)")
+                   help="images per forward pass (speed and memory only)")
     p.add_argument("--skip-wrong-labels", action="store_true",
                    help="class-conditional: leave out the NLL under wrong labels (nine "
-                        "more passes over the test set)")
+                        "more passes over the images)")
     p.add_argument("--sample-accuracy", action="store_true",
                    help="also draw conditional samples and score them with --classifier")
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER,
@@ -92,7 +104,7 @@ def parse_args(argv=None):
                    help="class-conditional: samples drawn per digit")
     p.add_argument("--like-samples", type=int, default=100,
                    help="embedding-conditioned: one sample like each of the first N "
-                        "test images")
+                        "images of --split")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draws")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="sampling temperature of the draws (below 1: each pixel's softmax "
@@ -104,7 +116,7 @@ def parse_args(argv=None):
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (for logs)")
     args = p.parse_args(argv)
-    for name in ("limit", "batch_size", "per_label", "like_samples"):
+    for name in ("limit", "batch_size", "per_label", "like_samples", "valid_split"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error("--{} must be at least 1, got {}".format(name.replace("_", "-"), value))
@@ -130,18 +142,22 @@ def load_network(path, graph="fast"):
     return net
 
 
-def test_set(args, q_levels):
-    """(inputs, targets, labels) of the first --limit test images."""
+def scored_images(args, q_levels):
+    """(inputs, targets, labels) of the first --limit images of --split."""
     try:
-        data = binarized.load_test_split(args.data_dir, args.dataset, q_levels,
-                                         verify=not args.no_verify)
+        if args.split == "valid":
+            data = binarized.load_valid_split(args.data_dir, args.dataset, q_levels,
+                                              args.valid_split, verify=not args.no_verify)
+        else:
+            data = binarized.load_test_split(args.data_dir, args.dataset, q_levels,
+                                             verify=not args.no_verify)
     except (mnist.DataError, ValueError) as err:
         raise UsageError(str(err))
     warning = binarized.other_dataset_warning(args.checkpoint, recorded_dataset(args.checkpoint),
                                               args.dataset, data.get("binarization"))
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    images, labels = data["test_images"], data["test_labels"]
+    images, labels = data[args.split + "_images"], data[args.split + "_labels"]
     if args.limit is not None:
         images = images[:args.limit]
         labels = None if labels is None else labels[:args.limit]
@@ -206,12 +222,13 @@ def load_classifier(path, q_levels):
 
 def number_of_draws(args, net, inputs):
     """How many digits --sample-accuracy draws; says so when --like-samples asks for
-    more draws than there are test images to draw like."""
+    more draws than there are images of --split to draw like."""
     if net.encoder is None:
         return 10 * args.per_label
     if args.like_samples > len(inputs):
-        print("note: only {} test images{}, so {} draws are scored, not --like-samples "
-              "{}".format(len(inputs), " (--limit {})".format(args.limit) if args.limit else "",
+        print("note: only {} {} images{}, so {} draws are scored, not --like-samples "
+              "{}".format(len(inputs), args.split,
+                          " (--limit {})".format(args.limit) if args.limit else "",
                           len(inputs), args.like_samples), file=sys.stderr, flush=True)
     return min(args.like_samples, len(inputs))
 
@@ -266,14 +283,15 @@ def evaluate(args):
     q = net.config["q_levels"]
     # checked before the long passes, not after them
     classify = load_classifier(args.classifier, q) if args.sample_accuracy else None
-    inputs, targets, labels = test_set(args, q)
+    inputs, targets, labels = scored_images(args, q)
     if labels is None and net.H is not None:
         raise UsageError("the fixed binarized MNIST files hold no labels, which this "
                          "conditional checkpoint needs")
     subpixels = targets[0].size
     fn, progress = compile_nll(net), not args.no_progress
+    split_name = "validation" if args.split == "valid" else "test"
     per_image = nll_per_image(fn, inputs, targets, conditions(net, inputs, labels),
-                              args.batch_size, progress=progress)
+                              args.batch_size, desc=split_name + " NLL", progress=progress)
     nll = per_image.mean() / subpixels
     # an embedding checkpoint is conditioned on f(x) of the very image it scores
     given, suffix = ((" given its own embedding f(x) (a conditional figure, not the "
@@ -281,8 +299,9 @@ def evaluate(args):
                      else ("", ""))
     figures = [("nll" + suffix, nll), ("bits_per_dim" + suffix, nll / math.log(2.0)),
                ("nats_per_image" + suffix, per_image.mean())]
-    print("test NLL{} on {} images: {:.5f} nats/sub-pixel, {:.5f} bits/dim, {:.2f} "
-          "nats/image".format(given, len(inputs), *[v for _, v in figures]), flush=True)
+    print("{} NLL{} on {} images: {:.5f} nats/sub-pixel, {:.5f} bits/dim, {:.2f} "
+          "nats/image".format(split_name, given, len(inputs), *[v for _, v in figures]),
+          flush=True)
     if net.H is not None and net.encoder is None and not args.skip_wrong_labels:
         wrong = numpy.mean([nll_per_image(fn, inputs, targets,
                                           builder.one_hot((labels + k) % 10), args.batch_size,

@@ -191,13 +191,32 @@ def load_test_split(data_dir, dataset, q_levels, verify=True):
     ValueError when a binarized dataset meets a model of other than 2 levels."""
     if dataset != "binarized-mnist":
         return mnist.load_dataset(data_dir, dataset=dataset, verify=verify, splits=("test",))
+    _check_levels(q_levels)
+    data = load_binarized(data_dir, verify=verify, splits=("test",))
+    print(describe(data["binarization"]), flush=True)
+    return data
+
+
+def load_valid_split(data_dir, dataset, q_levels, num, verify=True):
+    """The validation images ``train_mnist.py --valid-split num`` holds out of
+    ``dataset``'s training split: the last ``num`` of them, binarized as the run
+    binarized them (the fixed files' valid split, or once with ``VALID_SEED``).
+    ``{valid_images (num, 28, 28) uint8, valid_labels (num,) or None,
+    binarization}``; errors as :func:`load_test_split`'s."""
+    if dataset != "binarized-mnist":
+        data = mnist.load_dataset(data_dir, dataset=dataset, verify=verify, splits=("train",))
+        return mnist.hold_out(data, num)
+    _check_levels(q_levels)
+    data = hold_out(load_binarized(data_dir, verify=verify, splits=("train", "valid")), num)
+    print(describe(data["binarization"]), flush=True)
+    return {k: data[k] for k in ("valid_images", "valid_labels", "binarization")}
+
+
+def _check_levels(q_levels):
     if q_levels != 2:
         raise ValueError("--dataset binarized-mnist needs a checkpoint with Q_LEVELS 2; this "
                          "one has {}: leave out --dataset or pass a binarized model".format(
                              q_levels))
-    data = load_binarized(data_dir, verify=verify, splits=("test",))
-    print(describe(data["binarization"]), flush=True)
-    return data
 
 
 def describe(binarization):

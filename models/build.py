@@ -269,6 +269,12 @@ def read_network_checkpoint(path):
     CheckpointError for an unreadable file, ValueError for parameters that
     describe no model of ours."""
     arrays, meta = read_checkpoint(path)
+    return network_of(arrays, meta, path)
+
+
+def network_of(arrays, meta, source):
+    """(config, ``{name: ndarray}`` under ``PREFIX``) of the arrays and description
+    that ``read_checkpoint`` returned for file ``source``; ValueError as above."""
     if any(k.startswith("param/") for k in arrays):  # a training state.npz
         arrays = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     try:
@@ -277,7 +283,7 @@ def read_network_checkpoint(path):
             else infer_config(arrays)
         condition_dim(config)
     except (ValueError, TypeError) as err:
-        raise ValueError("{}: {}".format(path, err))
+        raise ValueError("{}: {}".format(source, err))
     return config, rename_to_prefix(arrays)
 
 

@@ -130,6 +130,18 @@ def test_held_out_fixed_validation_is_the_valid_file(tmp_path):
     assert len(split["train_images"]) == 5 and split["valid_labels"] is None
 
 
+def test_the_valid_split_evaluate_reads_is_the_one_training_held_out(tmp_path):
+    """load_valid_split (evaluate.py --split valid) with the fixed files: the valid
+    file; it refuses a model of other than 2 levels, as load_test_split does."""
+    bits = write_fixed_files(tmp_path, {"train": 6, "valid": 3, "test": 2})
+    data = binarized.load_valid_split(str(tmp_path), "binarized-mnist", 2, 3, verify=False)
+    assert sorted(data) == ["binarization", "valid_images", "valid_labels"]
+    assert data["binarization"] == binarized.FIXED and data["valid_labels"] is None
+    numpy.testing.assert_array_equal(data["valid_images"].reshape(3, 784), bits["valid"] * 255)
+    with pytest.raises(ValueError, match="needs a checkpoint with Q_LEVELS 2; this one has 4"):
+        binarized.load_valid_split(str(tmp_path), "binarized-mnist", 4, 3, verify=False)
+
+
 def test_held_out_dynamic_validation_is_binarized_once():
     grey = numpy.full((8, 28, 28), 128, dtype=numpy.uint8)
     labels = numpy.arange(8, dtype=numpy.uint8)

@@ -7,7 +7,7 @@ import pytest
 
 import evaluate
 from conftest import write_random_mnist
-from data import mnist
+from data import binarized, mnist
 import quantize
 from lib.checkpoint import save_arrays
 from models import build as builder
@@ -59,6 +59,11 @@ def hand_nll(net, data_dir, limit, labels=None):
     """Mean -log p(true bin) over every sub-pixel of the first ``limit`` test images,
     from the logits in NumPy; ``labels``: the class condition, if any."""
     images, _ = first_test_images(data_dir, limit)
+    return hand_nll_of_images(net, images, labels)
+
+
+def hand_nll_of_images(net, images, labels=None):
+    """hand_nll of uint8 images (n, 28, 28)."""
     inputs, targets = quantize.quantize(images[..., None], net.config["q_levels"])
     condition = None if labels is None else builder.one_hot(labels)
     logits = net.logits_fn(condition)(inputs).astype(numpy.float64)
@@ -110,7 +115,32 @@ def test_sample_accuracy_needs_a_conditional_checkpoint(tmp_path, data_dir):
     assert code == 2 and "conditional" in err
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "binarized-mnist"])
+def test_valid_split_scores_the_training_images_a_run_held_out(tmp_path, data_dir, dataset):
+    """--split valid: the last --valid-split training images, binarized (dynamic
+    binarization) once with VALID_SEED as train_mnist.py's validation is."""
+    config = {"model": "pixelconv", "conditional": "none", "input_dim": 1, "dim": 4,
+              "num_layers": 3, "q_levels": 2 if dataset == "binarized-mnist" else 3}
+    net, path = tiny_checkpoint(tmp_path, config)
+    argv = ["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify", "--dataset",
+            dataset, "--split", "valid", "--valid-split", "4"]
+    code, out, err = run(argv)
+    assert code == 0, err
+    assert "validation NLL on 4 images" in out
+    held_out = mnist.load_dataset(str(data_dir), verify=False, download=False,
+                                  splits=("train",))["train_images"][-4:]
+    if dataset == "binarized-mnist":
+        held_out = binarized.binarize(held_out, numpy.random.RandomState(binarized.VALID_SEED))
+    figures = exact_figures(argv)
+    assert figures["nll"] == pytest.approx(hand_nll_of_images(net, held_out), rel=1e-5)
+    test_figures = exact_figures(argv[:-4])
+    assert abs(test_figures["nll"] - figures["nll"]) > 1e-4  # not the test images
+    code, _, err = run(argv[:-1] + ["10"])  # the data folder holds 10 training images
+    assert code == 2 and "--valid-split 10 leaves no training images" in err
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--valid-split", "0"], "--valid-split must be at least 1"),
     (["--temperature", "0"], "--temperature must be a finite number > 0"),
     (["--temperature", "nan"], "--temperature must be a finite number > 0"),
     (["--sample-accuracy", "--guidance", "-1"], "--guidance must be a finite number >= 0"),
