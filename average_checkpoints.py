@@ -27,7 +27,7 @@ import sys
 import numpy
 
 import lib  # noqa: F401  (configures Theano before it is imported)
-from lib.checkpoint import DATASET_KEYS, CheckpointError, read_checkpoint, save_arrays
+from lib.checkpoint import CheckpointError, read_checkpoint, recorded_data, save_arrays
 from models import build as builder
 
 EXIT_BAD_INPUT = 2
@@ -62,12 +62,13 @@ def read(path):
         config, weights = builder.network_of(arrays, meta, path)
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err))
-    return config, weights, {k: meta[k] for k in DATASET_KEYS if meta and k in meta}
+    return config, weights, recorded_data(meta)
 
 
 def check_same_model(paths, read_back):
     """UsageError naming the first checkpoint whose model or data differs from the first's."""
     config, weights, data = read_back[0]
+    shapes = {n: v.shape for n, v in weights.items()}
     for path, (other_config, other_weights, other_data) in zip(paths[1:], read_back[1:]):
         if other_config != config:
             differ = sorted(k for k in set(config) | set(other_config)
@@ -76,7 +77,6 @@ def check_same_model(paths, read_back):
                              "of one model only".format(paths[0], path, ", ".join(
                                  "{} {} vs {}".format(k, config.get(k), other_config.get(k))
                                  for k in differ)))
-        shapes = {n: v.shape for n, v in weights.items()}
         if {n: v.shape for n, v in other_weights.items()} != shapes:
             raise UsageError("{} and {} hold different parameters (names or shapes): "
                              "average checkpoints of one model only".format(paths[0], path))

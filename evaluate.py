@@ -46,7 +46,7 @@ import quantize
 import sampling
 from data import binarized, mnist
 from lib import WrapperLayer
-from lib.checkpoint import DATASET_KEYS, CheckpointError, read_checkpoint
+from lib.checkpoint import CheckpointError, read_checkpoint, recorded_data
 from lib.training import nll_per_example
 from models import build as builder
 from models.classifier import Classifier
@@ -167,8 +167,7 @@ def scored_images(args, q_levels):
 
 def recorded_dataset(path):
     """The dataset keys of the checkpoint's description ({} when it has none)."""
-    meta = read_checkpoint(path)[1] or {}
-    return {k: meta[k] for k in DATASET_KEYS if k in meta}
+    return recorded_data(read_checkpoint(path)[1])
 
 
 def conditions(net, inputs, labels):

@@ -70,6 +70,11 @@ META_KEY = "__meta__"  # optional JSON description of the model, stored as uint8
 DATASET_KEYS = ("dataset", "binarization")
 
 
+def recorded_data(meta):
+    """The DATASET_KEYS entries of a description (``{}`` for None or none recorded)."""
+    return {k: meta[k] for k in DATASET_KEYS if meta and k in meta}
+
+
 def save_arrays(path, arrays, meta=None):
     """Write ``{name: array}`` to ``path`` as an .npz, atomically, without pickle.
     ``meta`` (a JSON-serialisable dict, e.g. the model config) is stored beside them."""
