@@ -2,6 +2,7 @@
 training run recorded, and draws images of the right shape. (How good they are
 is what evaluate.py measures; pretrained/README.md has its figures.)"""
 import os
+import re
 
 import numpy
 import pytest
@@ -96,17 +97,80 @@ def test_classifier_loads_and_reads_four_levels():
 
 RUN_DIRS = sorted(d for d in os.listdir(PRETRAINED) if d.endswith("_run")) \
     if os.path.isdir(PRETRAINED) else []
+RUN_FILES = {"config.json", "history.json", run_folder.STATE_FILE}
+CHECKPOINT_LIMIT, STATE_LIMIT, OTHER_LIMIT = 3000000, 8000000, 1000000  # bytes
+
+
+def test_one_training_state_per_shipped_model():
+    """A run folder belongs to a model of SHIPPED (whose checkpoint may still be in
+    training); abandoned lines live in git's history, not here."""
+    assert RUN_DIRS, "no training states found in pretrained/"
+    assert set(RUN_DIRS) <= {name[:-len(".npz")] + "_run" for name in SHIPPED}
+    for name in SHIPPED:
+        if os.path.isfile(os.path.join(PRETRAINED, name)):
+            assert name[:-len(".npz")] + "_run" in RUN_DIRS, name
 
 
 @pytest.mark.parametrize("run", RUN_DIRS)
 def test_every_run_folder_resumes_and_fits_the_size_limit(run):
-    """Each training state in pretrained/ (also those of runs that ship no checkpoint
-    yet) is whole, describes the model its config.json records, and every file in
-    the folder is under the 3 MB limit."""
+    """Each training state in pretrained/ is whole, describes the model its
+    config.json records, and stays under the 8 MB a state may take."""
     run_dir = os.path.join(PRETRAINED, run)
+    assert set(os.listdir(run_dir)) == RUN_FILES
     assert run_folder.check_state_file(run_dir) >= 1
     state_config, _ = builder.read_network_checkpoint(
         os.path.join(run_dir, run_folder.STATE_FILE))
     assert state_config == recorded_model(run_dir)
     for name in os.listdir(run_dir):
-        assert os.path.getsize(os.path.join(run_dir, name)) < 3000000, name
+        limit = STATE_LIMIT if name == run_folder.STATE_FILE else OTHER_LIMIT
+        assert os.path.getsize(os.path.join(run_dir, name)) < limit, name
+
+
+def test_shipped_checkpoints_fit_the_size_limit():
+    files = [n for n in os.listdir(PRETRAINED) if os.path.isfile(os.path.join(PRETRAINED, n))]
+    assert set(SHIPPED) | {"classifier.npz"} >= {n for n in files if n.endswith(".npz")}
+    for name in files:
+        limit = CHECKPOINT_LIMIT if name.endswith(".npz") else OTHER_LIMIT
+        assert os.path.getsize(os.path.join(PRETRAINED, name)) < limit, name
+
+
+ROOT = os.path.dirname(PRETRAINED)
+READMES = ["README.md", os.path.join("pretrained", "README.md"),
+           os.path.join("benchmarks", "README.md")]
+
+
+def heading_anchors(path):
+    """The anchors GitHub gives the Markdown headings of ``path``: lower case,
+    punctuation dropped, spaces to hyphens."""
+    with open(path, encoding="utf-8") as f:
+        headings = re.findall(r"^#+ (.+)$", f.read(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("readme", READMES)
+def test_readme_links_and_pictures_exist(readme):
+    """Every relative link or picture in the READMEs names a file that exists, and
+    every link to a heading a heading of that page."""
+    path = os.path.join(ROOT, readme)
+    with open(path, encoding="utf-8") as f:
+        targets = re.findall(r"\]\(([^)\s]+)\)", f.read())
+    assert targets, readme
+    for target in targets:
+        if target.startswith(("http://", "https://")):
+            continue
+        name, _, anchor = target.partition("#")
+        linked = os.path.normpath(os.path.join(os.path.dirname(path), name)) if name else path
+        assert os.path.exists(linked), target
+        if anchor:
+            assert anchor in heading_anchors(linked), target
+
+
+def test_readme_names_only_shipped_files():
+    """The paths under pretrained/ that README.md names (placeholders in capitals
+    aside) are in the tree."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        named = set(re.findall(r"pretrained/[\w.]+", f.read()))
+    named = {p for p in named if not re.search(r"[A-Z]{3}", p)}
+    assert "pretrained/pixelconv.npz" in named
+    for name in named:
+        assert os.path.exists(os.path.join(ROOT, name)), name
