@@ -10,7 +10,11 @@ dimension and nats per image of the test images, or with ``--split valid`` of
 the validation images ``train_mnist.py`` held out of training (the last
 ``--valid-split`` training images, binarized as the run binarized them): the
 figure for choosing between checkpoints, leaving the test images to be scored
-once, at the end. For class-conditional checkpoints also the NLL
+once, at the end. The split is the checkpoint's own: recorded in it, or for
+checkpoints written before it was, read from its run's config.json beside it
+(pretrained/<name>_run/config.json for pretrained/<name>.npz). A checkpoint
+whose run held no image out, whose split cannot be known, or a --valid-split
+reaching into the images it trained on is refused. For class-conditional checkpoints also the NLL
 under wrong labels (the mean over the nine shifts (label + k) % 10; nine more
 passes over the images, which ``--skip-wrong-labels`` leaves out). With
 ``--sample-accuracy`` it draws digits and scores them with the project's
@@ -28,8 +32,9 @@ For embedding checkpoints the NLL is conditioned on f(x) of the very image
 scored: a conditional figure, not the image's likelihood, printed as
 ``nll_given_fx``, ``bits_per_dim_given_fx`` and ``nats_per_image_given_fx``.
 
-Exit codes: 0 done, 2 bad input (arguments, checkpoint, data, classifier),
-130 stopped by Ctrl-C.
+Exit codes: 0 done, 2 bad input (arguments, checkpoint, data, classifier,
+validation split, a missing BLAS library) or an NLL that is not finite, 130
+stopped by Ctrl-C.
 """
 import argparse
 import math
@@ -45,11 +50,12 @@ import theano.tensor as T
 import quantize
 import sampling
 from data import binarized, mnist
-from lib import WrapperLayer
-from lib.checkpoint import CheckpointError, read_checkpoint, recorded_data
+from lib import WrapperLayer, backend
+from lib.checkpoint import CheckpointError, non_finite, read_checkpoint, recorded_data
 from lib.training import nll_per_example
 from models import build as builder
 from models.classifier import Classifier
+from training import run_folder
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -83,9 +89,11 @@ def parse_args(argv=None):
                    help="test: the test images; valid: the validation images train_mnist.py "
                         "held out of training (the last --valid-split training images, "
                         "binarized as the run did), for choosing between checkpoints")
-    p.add_argument("--valid-split", type=int, default=10000, metavar="N",
-                   help="with --split valid: how many training images the run held out "
-                        "(its --valid-split)")
+    p.add_argument("--valid-split", type=int, default=None, metavar="N",
+                   help="with --split valid: score the last N training images (default: "
+                        "the N the checkpoint's run held out, recorded in the checkpoint or "
+                        "in its run's config.json beside it); refused when they reach into "
+                        "the images it trained on")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 and standard-size checks of the data files (for "
                         "small or custom IDX files)")
@@ -133,27 +141,100 @@ def parse_args(argv=None):
 
 def load_network(path, graph="fast"):
     """The network of a checkpoint, in the fast or the faithful graph, with its weights."""
+    return load_checkpoint(path, graph)[0]
+
+
+def load_checkpoint(path, graph="fast"):
+    """(network, description or None) of a checkpoint; UsageError for a file that is
+    not a PixelCNN of ours or whose weights are not all finite."""
     try:
-        config, weights = builder.read_network_checkpoint(path)
+        arrays, meta = read_checkpoint(path)
+        config, weights = builder.network_of(arrays, meta, path)
+        if config.get("model") == "classifier":
+            raise UsageError("{} holds train_classifier.py's digit classifier (for "
+                             "--classifier), not a PixelCNN: give --checkpoint a model of "
+                             "train_mnist.py, e.g. pretrained/pixelconv.npz".format(path))
+        bad = non_finite(weights)
+        if bad:
+            raise UsageError("{}: {} hold{} NaN or infinite values (its run diverged, or it "
+                             "averages such a checkpoint): use an earlier checkpoint".format(
+                                 path, ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else ""),
+                                 "s" if len(bad) == 1 else ""))
         net = builder.build(config, graph=graph)
         builder.load_weights(net, weights, path)
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err))
-    return net
+    return net, meta
 
 
-def scored_images(args, q_levels):
-    """(inputs, targets, labels) of the first --limit images of --split."""
+def run_split(args, config, meta):
+    """(split, source) of the checkpoint for --split valid (run_folder.recorded_split);
+    UsageError, before any data is read, when it cannot be known or its run held
+    no image out (a --valid-split can then be given only with a --train-limit)."""
+    split, source = run_folder.recorded_split(args.checkpoint, meta, config)
+    if split is None:
+        raise UsageError("{}: --split valid cannot tell the images it held out from those it "
+                         "trained on. Put its run's config.json beside it, or score it with "
+                         "--split test".format(source))
+    if split["valid_split"] == 0 and (split["train_limit"] is None or args.valid_split is None):
+        raise UsageError(
+            "{} held no training image out (--valid-split 0 in {}: its run validated on the "
+            "test images{}), so --split valid would score images it trained on. {}".format(
+                args.checkpoint, source, "" if split["train_limit"] is None else
+                " and trained on the first {} training images".format(split["train_limit"]),
+                "Score it with --split test; to choose between checkpoints without the "
+                "test images, train with --valid-split N (10000 by default)"
+                if split["train_limit"] is None else
+                "Give --valid-split N to score the last N training images, which it never "
+                "saw when N is at most the training split's size minus {}".format(
+                    split["train_limit"])))
+    return split, source
+
+
+def held_out_count(args, split, source, num_images):
+    """The --valid-split to score (the run's own unless given) of a training split of
+    ``num_images``; UsageError when those images reach into the ones it trained on."""
+    num = split["valid_split"] if args.valid_split is None else args.valid_split
+    trained = mnist.trained_count(num_images, split["valid_split"], split["train_limit"])
+    run = "--valid-split {}{}, in {}".format(
+        split["valid_split"], "" if split["train_limit"] is None else
+        " --train-limit {}".format(split["train_limit"]), source)
+    overlap = trained - (num_images - num)
+    if overlap > 0:
+        raise UsageError(
+            "--valid-split {} would score {} image{} {} was trained on: its run ({}) trained "
+            "on the first {} of the {} training images. {}".format(
+                num, overlap, "s" if overlap > 1 else "", args.checkpoint, run, trained,
+                num_images,
+                "Leave --valid-split out to score the {} it held out{}".format(
+                    split["valid_split"], ", or give at most {}".format(num_images - trained)
+                    if num_images - trained != split["valid_split"] else "")
+                if split["valid_split"] else
+                "Give at most --valid-split {}".format(num_images - trained)))
+    if num >= num_images:
+        raise UsageError("the training split in the data folder holds {} images, not more "
+                         "than the {} to score: is it the data {} was trained on "
+                         "(--data-dir, --dataset)?".format(num_images, num, args.checkpoint))
+    print("validation images: the last {} of the {} training images (its run: {})".format(
+        num, num_images, run), flush=True)
+    return num
+
+
+def scored_images(args, q_levels, meta, split=None):
+    """(inputs, targets, labels) of the first --limit images of --split; ``meta``: the
+    checkpoint's description, ``split``: (split, source) of run_split for --split valid."""
     try:
         if args.split == "valid":
-            data = binarized.load_valid_split(args.data_dir, args.dataset, q_levels,
-                                              args.valid_split, verify=not args.no_verify)
+            pool = binarized.load_training_pool(args.data_dir, args.dataset, q_levels,
+                                                verify=not args.no_verify)
+            num = held_out_count(args, *split, len(pool["train_images"]))
+            data = binarized.split_pool(pool, num)
         else:
             data = binarized.load_test_split(args.data_dir, args.dataset, q_levels,
                                              verify=not args.no_verify)
     except (mnist.DataError, ValueError) as err:
         raise UsageError(str(err))
-    warning = binarized.other_dataset_warning(args.checkpoint, recorded_dataset(args.checkpoint),
+    warning = binarized.other_dataset_warning(args.checkpoint, recorded_data(meta),
                                               args.dataset, data.get("binarization"))
     if warning:
         print(warning, file=sys.stderr, flush=True)
@@ -165,9 +246,13 @@ def scored_images(args, q_levels):
     return inputs, targets, labels
 
 
-def recorded_dataset(path):
-    """The dataset keys of the checkpoint's description ({} when it has none)."""
-    return recorded_data(read_checkpoint(path)[1])
+def finite(nll, what, path):
+    """``nll`` (nats) when it is finite; UsageError otherwise."""
+    if not math.isfinite(nll):
+        raise UsageError("the {} of {} is {}: its weights give some image no finite "
+                         "likelihood; use an earlier checkpoint of its run".format(what, path,
+                                                                                   nll))
+    return nll
 
 
 def conditions(net, inputs, labels):
@@ -273,7 +358,9 @@ def sample_accuracy(args, net, inputs, labels, classify):
 
 def evaluate(args):
     """Run as ``args`` says; returns the figures as an ordered list of (name, value)."""
-    net = load_network(args.checkpoint, args.graph)
+    if backend.blas_problem():
+        raise UsageError(backend.blas_problem())
+    net, meta = load_checkpoint(args.checkpoint, args.graph)
     if args.sample_accuracy and net.H is None:
         raise UsageError("--sample-accuracy needs a conditional checkpoint (class or "
                          "embedding); this one is not conditional")
@@ -282,7 +369,8 @@ def evaluate(args):
     q = net.config["q_levels"]
     # checked before the long passes, not after them
     classify = load_classifier(args.classifier, q) if args.sample_accuracy else None
-    inputs, targets, labels = scored_images(args, q)
+    split = run_split(args, net.config, meta) if args.split == "valid" else None
+    inputs, targets, labels = scored_images(args, q, meta, split)
     if labels is None and net.H is not None:
         raise UsageError("the fixed binarized MNIST files hold no labels, which this "
                          "conditional checkpoint needs")
@@ -291,7 +379,7 @@ def evaluate(args):
     split_name = "validation" if args.split == "valid" else "test"
     per_image = nll_per_image(fn, inputs, targets, conditions(net, inputs, labels),
                               args.batch_size, desc=split_name + " NLL", progress=progress)
-    nll = per_image.mean() / subpixels
+    nll = finite(per_image.mean(), split_name + " NLL", args.checkpoint) / subpixels
     # an embedding checkpoint is conditioned on f(x) of the very image it scores
     given, suffix = ((" given its own embedding f(x) (a conditional figure, not the "
                       "image's likelihood)", "_given_fx") if net.encoder is not None
@@ -302,11 +390,12 @@ def evaluate(args):
           "nats/image".format(split_name, given, len(inputs), *[v for _, v in figures]),
           flush=True)
     if net.H is not None and net.encoder is None and not args.skip_wrong_labels:
-        wrong = numpy.mean([nll_per_image(fn, inputs, targets,
-                                          builder.one_hot((labels + k) % 10), args.batch_size,
-                                          "wrong labels, pass {}/9".format(k), progress
-                                          ).mean() / subpixels
-                            for k in range(1, 10)])
+        wrong = finite(numpy.mean([nll_per_image(fn, inputs, targets,
+                                                 builder.one_hot((labels + k) % 10),
+                                                 args.batch_size,
+                                                 "wrong labels, pass {}/9".format(k), progress
+                                                 ).mean() / subpixels
+                                   for k in range(1, 10)]), "wrong-label NLL", args.checkpoint)
         figures.append(("wrong_label_nll", wrong))
         print("with wrong labels: {:.5f} nats/sub-pixel".format(wrong), flush=True)
     if args.sample_accuracy:

@@ -480,7 +480,10 @@ def labels_for(args, net, num):
 def generate(args):
     """Run as ``args`` says; returns the drawn bins (num, height, width, input_dim)."""
     import sampling
+    from lib import backend
     check_args(args)
+    if backend.blas_problem():
+        raise UsageError(backend.blas_problem())
     config, weights = load_checkpoint(args)
     net = build_with_weights(config, weights, args.checkpoint)
     check_memory(images_asked(args), config, args)
@@ -514,10 +517,11 @@ def what_to_draw(args, net):
     if args.complete:
         plan.originals, plan.top_rows, plan.condition = completion_inputs(args, net)
         plan.num, plan.height, plan.width = len(plan.top_rows), TEST_IMAGE_SIZE, TEST_IMAGE_SIZE
-        k = completions_per_image(args)
-        print("completing the first {} test images: rows 0..{} given, the rest drawn {} "
-              "time{} each".format(args.complete, keep_rows(args) - 1, k,
-                                   "s" if k > 1 else ""), flush=True)
+        k, given = completions_per_image(args), keep_rows(args)
+        print("completing the first {} test images: {}, the rest drawn {} time{} each".format(
+            args.complete, "no row given (--keep-rows 0)" if given == 0 else "row 0 given"
+            if given == 1 else "rows 0..{} given".format(given - 1), k, "s" if k > 1 else ""),
+            flush=True)
         return plan
     if args.reconstruct:
         plan.given, plan.condition = reconstruction_inputs(args, net)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 import quantize
 from data import mnist
-from lib import WrapperLayer
+from lib import WrapperLayer, backend
 from lib.checkpoint import save_arrays
 from lib.training import compile_train_step
 from models.classifier import Classifier
@@ -210,6 +210,8 @@ def main(argv=None):
     args = parse_args(argv)
     created = None
     try:
+        if backend.blas_problem():
+            raise UsageError(backend.blas_problem())
         created = check_out(args.out)
         train(args, load_data(args))
     except UsageError as err:

@@ -23,6 +23,7 @@ import time
 import lib  # noqa: F401  (configures Theano before it is imported)
 import quantize
 from data import binarized, mnist
+from lib import backend
 from lib.checkpoint import CheckpointError
 from models import build as builder
 from training import run_folder
@@ -243,11 +244,9 @@ def select_validation(data, config):
     if not held_out:
         return data
     try:
-        if data.get("binarization"):
-            return binarized.hold_out(data, held_out)
-        return dict(data, **mnist.hold_out(data, held_out))
+        return binarized.split_pool(data, held_out)
     except mnist.DataError as err:
-        raise RunError(str(err))
+        raise RunError("{} (or 0 to validate on the test images)".format(err))
 
 
 def binarized_splits(config):
@@ -372,6 +371,8 @@ def run(args, given, data=None, on_step=None):
     """
     start = time.time()
     deadline = Deadline(args.time_budget, start) if args.time_budget else None
+    if backend.blas_problem():
+        raise RunError(backend.blas_problem())
     fresh = not args.resume
     if fresh:
         out_dir, config = args.out_dir, run_folder.new_config(vars(args))

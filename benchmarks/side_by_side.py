@@ -28,6 +28,9 @@ Last line:
 
 Run: .venv/bin/python benchmarks/side_by_side.py [--images 2000] [--openmp libgomp]
      .venv/bin/python benchmarks/side_by_side.py --step-check [--steps 10]
+
+A checkpoint that is not a PixelCNN of ours (or a BLAS library Theano cannot
+link) stops the first child before it compiles: one line, exit 2.
 """
 import argparse
 import os
@@ -41,6 +44,7 @@ sys.path.insert(0, ROOT)
 OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 LIBGOMP_DEFAULT_SPINCOUNT = "300000"  # libgomp's spins when no wait policy is set
 READY = "ready"
+EXIT_BAD_INPUT = 2
 NEIGHBOUR_MAX_S = 3600  # a neighbour whose parent vanished stops by itself
 
 
@@ -146,6 +150,20 @@ def run_step(args):
     print("step_s={:.4f}".format(sorted(times)[len(times) // 2]), flush=True)
 
 
+def run_child(role, args):
+    """Run a child's ``role``; a checkpoint that is not ours or a BLAS that does not
+    link ends it with one line and EXIT_BAD_INPUT, before anything is compiled."""
+    import evaluate
+    from lib import backend
+    try:
+        if backend.blas_problem():
+            raise evaluate.UsageError(backend.blas_problem())
+        role(args)
+    except evaluate.UsageError as err:
+        print("error: {}".format(err), file=sys.stderr, flush=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 # ----- the parent -----------------------------------------------------------------
 
 def child_env(openmp, environ=None):
@@ -172,6 +190,8 @@ def timed_child(args, role, openmp, key):
     """Run a child to the end and return the float it prints as ``key=``."""
     out = subprocess.run(child_command(args, role), env=child_env(openmp), cwd=ROOT,
                          stdout=subprocess.PIPE, text=True)
+    if out.returncode == EXIT_BAD_INPUT:
+        sys.exit(EXIT_BAD_INPUT)  # the child said why, in one line
     if out.returncode != 0:
         sys.exit("the {} child failed (exit {}); its error is above".format(role, out.returncode))
     return float(out.stdout.split(key + "=")[-1].split()[0])
@@ -183,6 +203,8 @@ def start_neighbour(args):
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     if proc.stdout.readline().strip() != READY:
         proc.wait()
+        if proc.returncode == EXIT_BAD_INPUT:
+            sys.exit(EXIT_BAD_INPUT)
         sys.exit("the training neighbour failed (exit {}); its error is above".format(
             proc.returncode))
     return proc
@@ -229,7 +251,7 @@ def main(argv=None):
     args = parse_args(argv)
     roles = {"nll": run_nll, "neighbour": run_neighbour, "step": run_step}
     if args.role:
-        roles[args.role](args)
+        run_child(roles[args.role], args)
     elif args.step_check:
         step_check(args)
     else:

@@ -197,19 +197,42 @@ def load_test_split(data_dir, dataset, q_levels, verify=True):
     return data
 
 
+def load_training_pool(data_dir, dataset, q_levels, verify=True):
+    """The images ``train_mnist.py --valid-split`` divides into training and
+    validation images: ``{train_images (n, 28, 28) uint8, train_labels (n,) or
+    None, binarization (binarized MNIST only)}``, for binarized MNIST's fixed
+    files binarized_mnist_train.amat followed by binarized_mnist_valid.amat
+    (:func:`hold_out`); :func:`split_pool` takes the validation images from it.
+    Errors as :func:`load_test_split`'s."""
+    if dataset != "binarized-mnist":
+        return mnist.load_dataset(data_dir, dataset=dataset, verify=verify, splits=("train",))
+    _check_levels(q_levels)
+    data = load_binarized(data_dir, verify=verify, splits=("train", "valid"))
+    print(describe(data["binarization"]), flush=True)
+    if "valid_images" in data:
+        data["train_images"] = numpy.concatenate([data["train_images"],
+                                                  data.pop("valid_images")])
+        data.pop("valid_labels")
+    return data
+
+
+def split_pool(data, num):
+    """``data`` (training images, labels and, for binarized MNIST, the binarization)
+    with its last ``num`` training images held out as ``valid_images`` (and
+    labels), binarized as a run binarizes them (:func:`hold_out`)."""
+    if data.get("binarization"):
+        return hold_out(data, num)
+    return dict(data, **mnist.hold_out(data, num))
+
+
 def load_valid_split(data_dir, dataset, q_levels, num, verify=True):
     """The validation images ``train_mnist.py --valid-split num`` holds out of
     ``dataset``'s training split: the last ``num`` of them, binarized as the run
     binarized them (the fixed files' valid split, or once with ``VALID_SEED``).
     ``{valid_images (num, 28, 28) uint8, valid_labels (num,) or None,
     binarization}``; errors as :func:`load_test_split`'s."""
-    if dataset != "binarized-mnist":
-        data = mnist.load_dataset(data_dir, dataset=dataset, verify=verify, splits=("train",))
-        return mnist.hold_out(data, num)
-    _check_levels(q_levels)
-    data = hold_out(load_binarized(data_dir, verify=verify, splits=("train", "valid")), num)
-    print(describe(data["binarization"]), flush=True)
-    return {k: data[k] for k in ("valid_images", "valid_labels", "binarization")}
+    data = split_pool(load_training_pool(data_dir, dataset, q_levels, verify), num)
+    return {k: data.get(k) for k in ("valid_images", "valid_labels", "binarization")}
 
 
 def _check_levels(q_levels):

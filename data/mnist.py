@@ -272,12 +272,18 @@ def hold_out(data, num):
     images, labels = data["train_images"], data.get("train_labels")
     if num >= len(images):
         raise DataError("--valid-split {} leaves no training images: the training split "
-                        "holds {}; give a smaller --valid-split (or 0 to validate on the "
-                        "test images)".format(num, len(images)))
+                        "holds {}; give a smaller --valid-split".format(num, len(images)))
     keep = len(images) - num
     return {"train_images": images[:keep], "valid_images": images[keep:],
             "train_labels": None if labels is None else labels[:keep],
             "valid_labels": None if labels is None else labels[keep:]}
+
+
+def trained_count(num_images, valid_split, train_limit=None):
+    """How many images, the first ones of a training split of ``num_images``, a run
+    with this --valid-split (:func:`hold_out`) and --train-limit trained on."""
+    kept = max(num_images - valid_split, 0)
+    return kept if train_limit is None else min(train_limit, kept)
 
 
 def main(argv=None):

@@ -7,9 +7,13 @@ policy, the scan loop; the user's own settings always win), imports Theano, then
 0.1 still imports, as a thin alias of ``theano.tensor.signal.pool`` so that
 ``import lasagne`` (and ``lasagne.updates.adam``) works, and mends two faults
 of Theano's C-module cache that made every process compile some modules anew
-(``_cache_ops_without_props``, ``_stable_cop_versions``).
+(``_cache_ops_without_props``, ``_stable_cop_versions``). ``blas_problem`` lets
+a script say in one line, before it compiles anything, that the BLAS library
+Theano is set to link is not there.
 """
+import functools
 import hashlib
+import shlex
 import sys
 import types
 
@@ -94,6 +98,38 @@ def _stable_cop_versions():
 
     c_code_cache_version.is_stable = True
     COp.c_code_cache_version = c_code_cache_version
+
+
+@functools.lru_cache(maxsize=None)
+def blas_problem():
+    """One line saying that the linker cannot use the BLAS library of Theano's
+    ``blas.ldflags`` (every compiled product would fail, deep inside Theano), with
+    the fix; None when it can, or when no BLAS is set. Links a tiny program once
+    a process (about 0.2 s)."""
+    from theano.gof.cmodule import GCC_compiler
+    flags = theano.config.blas.ldflags
+    if not flags.strip() or not theano.config.cxx:
+        return None
+    try:
+        words = shlex.split(flags)
+    except ValueError:
+        words = flags.split()
+    if GCC_compiler.try_flags(words) or not GCC_compiler.try_flags([]):
+        return None  # it links, or nothing links: a compiler problem, Theano reports it
+    paths = [w for w in words if not w.startswith("-l")]
+    missing = [w for w in words if w.startswith("-l") and not GCC_compiler.try_flags(paths + [w])]
+    ours = blas_ldflags()
+    if flags.strip() == ours:
+        source = "the project's choice"
+        fix = ("install its development files (make venv does, as root: libopenblas-dev, "
+               "libblis-dev), or run with THEANO_FLAGS=blas.ldflags= to use NumPy's slower BLAS")
+    else:
+        source = "from THEANO_FLAGS or ~/.theanorc"
+        fix = ("install {}, or remove blas.ldflags from THEANO_FLAGS (and ~/.theanorc) to use "
+               "the project's choice ({})".format("it" if len(missing) < 2 else "them",
+                                                  ours or "NumPy's BLAS"))
+    return ("Theano's BLAS setting blas.ldflags={} ({}) names {} the linker cannot find: "
+            "{}".format(flags.strip(), source, " ".join(missing) or "a library", fix))
 
 
 prepare()

@@ -66,13 +66,23 @@ def atomic_write(path, write):
 
 
 META_KEY = "__meta__"  # optional JSON description of the model, stored as uint8 bytes
+# Keys of that description naming which training images the model learnt from: the
+# last ``valid_split`` images of the training split were held out for validation,
+# and training used at most the first ``train_limit`` (None: all) of the rest.
+SPLIT_KEYS = ("valid_split", "train_limit")
 # Keys of that description naming the data a model was trained on, not the model.
-DATASET_KEYS = ("dataset", "binarization")
+DATASET_KEYS = ("dataset", "binarization") + SPLIT_KEYS
 
 
 def recorded_data(meta):
     """The DATASET_KEYS entries of a description (``{}`` for None or none recorded)."""
     return {k: meta[k] for k in DATASET_KEYS if meta and k in meta}
+
+
+def non_finite(arrays):
+    """Sorted names of the arrays of ``{name: ndarray}`` holding a NaN or an infinity."""
+    return sorted(name for name, value in arrays.items()
+                  if value.dtype.kind == "f" and not numpy.isfinite(value).all())
 
 
 def save_arrays(path, arrays, meta=None):
@@ -81,7 +91,18 @@ def save_arrays(path, arrays, meta=None):
     arrays = {name: numpy.asarray(value) for name, value in arrays.items()}
     if meta is not None:
         arrays[META_KEY] = numpy.frombuffer(json.dumps(meta).encode(), dtype=numpy.uint8)
-    atomic_write(path, lambda f: numpy.savez(f, **arrays))
+    atomic_write(path, lambda f: _write_npz(f, arrays))
+
+
+def _write_npz(f, arrays):
+    """The archive ``numpy.savez`` writes (one uncompressed ``<name>.npy`` member per
+    array), its zip file closed even when the writing is interrupted (Ctrl-C), so
+    that nothing writes to ``f`` after ``atomic_write`` has closed and removed it."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED,
+                         allowZip64=True) as archive:
+        for name, value in arrays.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                numpy.lib.format.write_array(member, value, allow_pickle=False)
 
 
 def save_pickle(path, arrays):
@@ -134,7 +155,8 @@ def _read_arrays(path):
             with numpy.load(io.BytesIO(data), allow_pickle=False) as archive:
                 return _check_arrays({k: archive[k] for k in archive.files}, path)
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-            raise CheckpointError("{} is not a readable .npz checkpoint ({})".format(path, err))
+            raise CheckpointError("{} is not a readable .npz checkpoint ({}): it is truncated "
+                                  "or damaged; copy it again, or use another".format(path, err))
     try:
         obj = _ParamUnpickler(io.BytesIO(data), encoding="latin1").load()
     except CheckpointError as err:

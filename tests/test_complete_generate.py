@@ -195,3 +195,16 @@ def test_class_model_on_unlabelled_binarized_images_is_refused(tmp_path, capsys)
                     "--dataset", "binarized-mnist", "--data-dir", str(folder), "--no-verify"],
                    capsys)
     assert code == 2 and "have no labels" in io.err
+
+
+@pytest.mark.parametrize("kept, words", [(0, "no row given (--keep-rows 0), the rest"),
+                                         (1, "row 0 given, the rest"),
+                                         (10, "rows 0..9 given, the rest")])
+def test_the_rows_given_are_named_as_given(kept, words, test_split, tmp_path, capsys):
+    path = str(tmp_path / "m.npz")
+    save_random_model(CONFIGS[0][1], path)
+    code, io = run(["--checkpoint", path, "--out", str(tmp_path / "c.png"), "--data-dir",
+                    test_split[0], "--no-verify", "--complete", "1", "--num", "1",
+                    "--keep-rows", str(kept)], capsys)
+    assert code == 0, io.err
+    assert "completing the first 1 test images: " + words in io.out and "..-1" not in io.out

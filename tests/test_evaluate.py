@@ -1,6 +1,8 @@
 """evaluate.py against hand computations on tiny checkpoints, and the classifier."""
 import contextlib
 import io
+import json
+import os
 
 import numpy
 import pytest
@@ -21,14 +23,18 @@ def data_dir(tmp_path_factory):
     return write_random_mnist(tmp_path_factory.mktemp("data"), {"train": 10, "test": NUM_TEST})
 
 
-def tiny_checkpoint(tmp_path, config):
+def tiny_checkpoint(tmp_path, config, split=None, name="tiny.npz"):
+    """(net, path) of random weights for ``config``; ``split``: (valid_split,
+    train_limit) recorded in the checkpoint (None: not recorded, as before)."""
     numpy.random.seed(3)
     net = builder.build(config)
     rng = numpy.random.RandomState(4)
     for p in net.all_params.get_params():  # random biases too
         p.set_value(rng.uniform(-0.5, 0.5, p.get_value().shape).astype(numpy.float32))
-    path = str(tmp_path / "tiny.npz")
-    save_arrays(path, net.all_params.param_values(), meta=config)
+    path = str(tmp_path / name)
+    meta = config if split is None else dict(config, valid_split=split[0],
+                                             train_limit=split[1])
+    save_arrays(path, net.all_params.param_values(), meta=meta)
     return net, path
 
 
@@ -118,25 +124,31 @@ def test_sample_accuracy_needs_a_conditional_checkpoint(tmp_path, data_dir):
 @pytest.mark.parametrize("dataset", ["mnist", "binarized-mnist"])
 def test_valid_split_scores_the_training_images_a_run_held_out(tmp_path, data_dir, dataset):
     """--split valid: the last --valid-split training images, binarized (dynamic
-    binarization) once with VALID_SEED as train_mnist.py's validation is."""
+    binarization) once with VALID_SEED as train_mnist.py's validation is; by default
+    the split the checkpoint records, a smaller one on request."""
     config = {"model": "pixelconv", "conditional": "none", "input_dim": 1, "dim": 4,
               "num_layers": 3, "q_levels": 2 if dataset == "binarized-mnist" else 3}
-    net, path = tiny_checkpoint(tmp_path, config)
+    net, path = tiny_checkpoint(tmp_path, config, split=(4, None))
     argv = ["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify", "--dataset",
-            dataset, "--split", "valid", "--valid-split", "4"]
+            dataset, "--split", "valid"]
     code, out, err = run(argv)
     assert code == 0, err
     assert "validation NLL on 4 images" in out
+    assert "the last 4 of the 10 training images (its run: --valid-split 4, in {})".format(
+        path) in out
     held_out = mnist.load_dataset(str(data_dir), verify=False, download=False,
                                   splits=("train",))["train_images"][-4:]
     if dataset == "binarized-mnist":
         held_out = binarized.binarize(held_out, numpy.random.RandomState(binarized.VALID_SEED))
     figures = exact_figures(argv)
     assert figures["nll"] == pytest.approx(hand_nll_of_images(net, held_out), rel=1e-5)
-    test_figures = exact_figures(argv[:-4])
+    assert exact_figures(argv + ["--valid-split", "4"]) == figures
+    test_figures = exact_figures(argv[:-2])
     assert abs(test_figures["nll"] - figures["nll"]) > 1e-4  # not the test images
-    code, _, err = run(argv[:-1] + ["10"])  # the data folder holds 10 training images
-    assert code == 2 and "--valid-split 10 leaves no training images" in err
+    if dataset == "mnist":  # a part of the held-out images
+        smaller = exact_figures(argv + ["--valid-split", "2"])
+        assert smaller["nll"] == pytest.approx(hand_nll_of_images(net, held_out[-2:]),
+                                               rel=1e-5)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -343,3 +355,151 @@ def test_the_faithful_graph_scores_what_the_fast_one_does(tmp_path, data_dir, mo
         assert fast[key] == pytest.approx(faithful[key], rel=1e-5), key
     assert evaluate.load_network(path, "faithful").layer.__class__.__name__ in (
         "MaskedPixelCNN", "RowLSTMPixelRNN", "DiagonalBiLSTMPixelRNN")
+
+
+# ----- --split valid: the checkpoint's own split, never its training images -----------
+
+PIXELCONV = {"model": "pixelconv", "conditional": "none", "input_dim": 1, "dim": 4,
+             "num_layers": 3, "q_levels": 3}
+
+
+def valid_argv(path, data_dir, *extra):
+    return ["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify", "--split",
+            "valid", "--no-progress"] + list(extra)
+
+
+def no_nll_pass(net):
+    raise AssertionError("the NLL pass was compiled")
+
+
+def assert_refused(code, out, err, words):
+    assert code == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "nll=" not in out
+    for word in words:
+        assert word in err, (word, err)
+
+
+@pytest.mark.parametrize("split, extra, scored, words", [
+    # held out the last 4 of the 10 training images, trained on the first 6
+    ((4, None), ["--valid-split", "5"], None,
+     ["--valid-split 5 would score 1 image ", "trained on the first 6 of the 10 training "
+      "images", "Leave --valid-split out to score the 4 it held out"]),
+    ((4, None), ["--valid-split", "10"], None, ["--valid-split 10 would score 6 images"]),
+    # trained on every training image
+    ((0, None), [], None, ["held no training image out (--valid-split 0 in ",
+                           "Score it with --split test", "train with --valid-split N"]),
+    ((0, None), ["--valid-split", "3"], None, ["held no training image out"]),
+    # validated on the test images, but trained on the first 6 only: the last 4 are unseen
+    ((0, 6), [], None, ["held no training image out", "and trained on the first 6",
+                        "Give --valid-split N", "minus 6"]),
+    ((0, 6), ["--valid-split", "4"], 4, []),
+    ((0, 6), ["--valid-split", "5"], None, ["would score 1 image ",
+                                            "Give at most --valid-split 4"]),
+    # held out 2 and trained on the first 5 of the other 8
+    ((2, 5), ["--valid-split", "5"], 5, []),
+    ((2, 5), ["--valid-split", "6"], None,
+     ["would score 1 image ", "--valid-split 2 --train-limit 5",
+      "Leave --valid-split out to score the 2 it held out, or give at most 5"]),
+])
+def test_a_split_reaching_into_the_training_images_is_refused_before_compiling(
+        tmp_path, data_dir, monkeypatch, split, extra, scored, words):
+    _, path = tiny_checkpoint(tmp_path, PIXELCONV, split=split)
+    if scored is None:
+        monkeypatch.setattr(evaluate, "compile_nll", no_nll_pass)
+    code, out, err = run(valid_argv(path, data_dir, *extra))
+    if scored is None:
+        assert_refused(code, out, err, words)
+    else:
+        assert code == 0, err
+        assert "validation NLL on {} images".format(scored) in out
+
+
+def write_run_config(folder, **settings):
+    """A run's config.json in ``folder`` for PIXELCONV (train_mnist.py's keys)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = dict(PIXELCONV, batch_size=2, lr=0.001, seed=1, dataset="mnist", **settings)
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder / "config.json")
+
+
+@pytest.mark.parametrize("where, settings, scored, words", [
+    (None, None, None, ["tiny.npz does not record the training images it held out",
+                        "no config.json of its run sits beside it",
+                        "Put its run's config.json beside it, or score it with --split test"]),
+    ("beside", {"valid_split": 4, "train_limit": None}, 4, []),
+    ("run folder", {"valid_split": 3, "train_limit": None}, 3, []),
+    ("run folder", {"valid_split": 0, "train_limit": None}, None,
+     ["held no training image out (--valid-split 0 in ", "tiny_run/config.json"]),
+    # a run from before --valid-split existed validated on the test images
+    ("beside", {"train_limit": None}, None, ["held no training image out"]),
+    ("beside", {"valid_split": 4, "train_limit": None, "num_layers": 5}, None,
+     ["is another run's (num_layers 5 here, 3 in the checkpoint)",
+      "Put its run's config.json beside it"]),
+])
+def test_an_older_checkpoints_split_is_read_from_its_runs_config(
+        tmp_path, data_dir, monkeypatch, where, settings, scored, words):
+    """Checkpoints written before the split was recorded: their run's config.json in
+    their folder (a run's epoch_*.npz) or in <name>_run/ (pretrained/<name>.npz)."""
+    _, path = tiny_checkpoint(tmp_path, PIXELCONV)
+    source = None
+    if where is not None:
+        source = write_run_config(tmp_path if where == "beside" else tmp_path / "tiny_run",
+                                  **settings)
+    if scored is None:
+        monkeypatch.setattr(evaluate, "compile_nll", no_nll_pass)
+    code, out, err = run(valid_argv(path, data_dir))
+    if scored is None:
+        assert_refused(code, out, err, words)
+    else:
+        assert code == 0, err
+        assert "validation NLL on {} images".format(scored) in out
+        assert "(its run: --valid-split {}, in {})".format(scored, source) in out
+
+
+def test_the_shipped_checkpoints_splits_come_from_their_runs():
+    """pretrained/<name>.npz beside pretrained/<name>_run/: pixelconv's run trained on
+    all 60,000 training images, the binarized models' held out the last 10,000."""
+    from lib.checkpoint import read_checkpoint
+    from training import run_folder
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name, held_out in (("pixelconv", 0), ("binarized_masked", 10000)):
+        path = os.path.join(root, "pretrained", name + ".npz")
+        arrays, meta = read_checkpoint(path)
+        config, _ = builder.network_of(arrays, meta, path)
+        split, source = run_folder.recorded_split(path, meta, config)
+        assert split == {"valid_split": held_out, "train_limit": None}
+        assert source == os.path.join(root, "pretrained", name + "_run", "config.json")
+
+
+def test_weights_that_are_not_finite_are_refused_before_compiling(tmp_path, data_dir,
+                                                                  monkeypatch):
+    net, path = tiny_checkpoint(tmp_path, PIXELCONV)
+    weights = net.all_params.param_values()
+    name = sorted(weights)[0]
+    weights[name].flat[0] = numpy.nan
+    save_arrays(path, weights, meta=PIXELCONV)
+    monkeypatch.setattr(evaluate, "compile_nll", no_nll_pass)
+    code, out, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify"])
+    assert_refused(code, out, err, [name + " holds NaN or infinite values",
+                                    "use an earlier checkpoint"])
+
+
+def test_an_nll_that_is_not_finite_is_an_error(tmp_path, data_dir):
+    """Finite weights so large that the logits overflow: no figure, exit 2."""
+    net, path = tiny_checkpoint(tmp_path, PIXELCONV)
+    save_arrays(path, {n: numpy.full_like(v, 1e30) for n, v in
+                       net.all_params.param_values().items()}, meta=PIXELCONV)
+    code, out, err = run(["--checkpoint", path, "--data-dir", str(data_dir), "--no-verify",
+                          "--limit", "2", "--no-progress"])
+    assert_refused(code, out, err, ["the test NLL of {} is ".format(path),
+                                    "use an earlier checkpoint of its run"])
+
+
+def test_the_classifier_file_is_named_as_such(tmp_path):
+    path = str(tmp_path / "classifier.npz")
+    save_arrays(path, {"a": numpy.zeros(3, numpy.float32)},
+                meta={"model": "classifier", "q_levels": 4})
+    code, out, err = run(["--checkpoint", path])
+    assert_refused(code, out, err, ["holds train_classifier.py's digit classifier",
+                                    "give --checkpoint a model of train_mnist.py"])

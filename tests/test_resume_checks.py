@@ -259,3 +259,32 @@ def test_evaluate_names_a_non_utf8_amat_line(dynamic_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert str(path) in err and "line 1" in err and "not UTF-8" in err
+
+
+@pytest.mark.parametrize("extra, option", [
+    (["--dataset", "binarized-mnist"], "--dataset"),
+    (["--valid-split", "5"], "--valid-split"),
+    (["--train-limit", "20"], "--train-limit"),
+])
+def test_a_setting_the_command_line_cannot_change_is_blamed_on_it(run_copy, extra, option):
+    """Not on config.json: the file is fine, the option given again is the problem."""
+    before = snapshot(run_copy)
+    code, out, err = call_main(["--resume", str(run_copy), "--epochs", "2",
+                                "--no-progress"] + extra)
+    assert_refused(code, out, err, "--resume continues the run as it was set up; it cannot "
+                   "change {}. Leave it out".format(option))
+    assert "correct the file" not in err and "config.json" not in err
+    assert snapshot(run_copy) == before
+
+
+def test_the_state_records_the_split_and_a_config_of_another_split_is_blamed(run_copy):
+    meta = read_checkpoint(str(run_copy / "state.npz"))[1]
+    assert (meta["valid_split"], meta["train_limit"]) == (0, None)
+    for name in checkpoints(run_copy):
+        assert read_checkpoint(str(run_copy / name))[1]["valid_split"] == 0
+    edit_config(run_copy, valid_split=10)  # as if copied from a run that held 10 out
+    before = snapshot(run_copy)
+    code, out, err = call_main(["--resume", str(run_copy), "--epochs", "2", "--no-progress"])
+    assert_refused(code, out, err, "config.json", "another run",
+                   "valid_split 0 in state.npz, 10 in config.json")
+    assert snapshot(run_copy) == before

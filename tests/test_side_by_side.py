@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy
+import pytest
 
 from lib.checkpoint import save_arrays
 from models import build as builder
@@ -35,3 +36,33 @@ def test_a_tiny_run_prints_both_times_and_their_ratio(tmp_path):
     assert sorted(last) == ["alone_s", "beside_s", "openmp", "ratio"]
     assert float(last["alone_s"]) > 0 and float(last["beside_s"]) > 0
     assert last["openmp"] == "ours"
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("classifier", "holds train_classifier.py's digit classifier"),
+    ("truncated", "is not a readable .npz checkpoint"),
+])
+def test_a_checkpoint_that_is_not_ours_is_one_line_exit_2(tmp_path, kind, words):
+    """--step-check (and the NLL pass) on the classifier's file or a truncated .npz: the
+    child says so in one line before compiling, no traceback, and nothing is timed."""
+    path = str(tmp_path / "model.npz")
+    if kind == "classifier":
+        save_arrays(path, {"a": numpy.zeros(3, numpy.float32)},
+                    meta={"model": "classifier", "q_levels": 4})
+    else:
+        config = {"model": "pixelconv", "conditional": "none", "input_dim": 1, "dim": 4,
+                  "num_layers": 3, "q_levels": 4}
+        save_arrays(path, builder.build(config).all_params.param_values(), meta=config)
+        with open(path, "rb") as f:
+            head = f.read(3000)
+        with open(path, "wb") as f:
+            f.write(head)
+    for mode in (["--step-check"], []):
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks",
+                                                           "side_by_side.py"),
+                              "--checkpoint", path] + mode,
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 2, out.stderr
+        assert "Traceback" not in out.stderr and "_s=" not in out.stdout
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith("error: {} ".format(path)) and words in line

@@ -3,6 +3,8 @@
 Tiny runs on synthetic data (see tests/test_train.py): 40 training images, of
 which the last VALID are held out, so an epoch has (40 - VALID) / BATCH steps.
 """
+import contextlib
+import io
 import json
 import shutil
 
@@ -13,9 +15,10 @@ import lib  # noqa: F401  (configures Theano)
 import theano
 import theano.tensor as T
 
+import evaluate
 import quantize
 from data import binarized, mnist
-from lib.checkpoint import read_checkpoint
+from lib.checkpoint import SPLIT_KEYS, read_checkpoint, save_arrays
 from lib.training import nll_per_example
 from models import build as builder
 from tests.test_binarized import write_fixed_files
@@ -70,8 +73,25 @@ def nll_of():
 def test_default_split_is_10000_and_is_refused_when_it_leaves_nothing(train_only_dir, tmp_path):
     code, out, err = call_main(tiny(train_only_dir, tmp_path / "run"))
     assert code == 2 and "Traceback" not in err
-    assert "--valid-split 10000 leaves no training images: the training split holds 40" in err
+    assert "--valid-split 10000 leaves no training images: the training split holds 40; " \
+        "give a smaller --valid-split (or 0 to validate on the test images)" in err
     assert not (tmp_path / "run").exists()
+
+
+def evaluate_run(argv):
+    """evaluate.main(argv) -> (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = evaluate.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def valid_nll(path, data_dir, *extra):
+    """evaluate.py --split valid's unrounded NLL of checkpoint ``path``."""
+    argv = ["--checkpoint", str(path), "--data-dir", str(data_dir), "--no-verify",
+            "--split", "valid", "--no-progress"] + list(extra)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return dict(evaluate.evaluate(evaluate.parse_args(argv)))["nll"]
 
 
 def test_held_out_images_validate_and_the_test_split_is_not_read(train_only_dir, tmp_path,
@@ -97,19 +117,44 @@ def test_held_out_images_validate_and_the_test_split_is_not_read(train_only_dir,
         assert abs(nll_of(out_dir / name, images[:VALID], 4) - held_out) > 1e-5
     with open(str(out_dir / "config.json")) as f:
         assert json.load(f)["valid_split"] == VALID
+    # every checkpoint and the state record the split; evaluate.py scores the same images
+    for name in checkpoints(out_dir) + ["state.npz"]:
+        meta = read_checkpoint(str(out_dir / name))[1]
+        assert (meta["valid_split"], meta["train_limit"]) == (VALID, None)
+    last = out_dir / checkpoints(out_dir)[-1]
+    assert valid_nll(last, train_only_dir) == pytest.approx(history[-1]["valid_nll"], rel=1e-5)
+    # one written before the split was recorded: read from the run's config.json beside it
+    arrays, meta = read_checkpoint(str(last))
+    older = out_dir / "older.npz"
+    save_arrays(str(older), arrays, meta={k: v for k, v in meta.items() if k not in SPLIT_KEYS})
+    assert valid_nll(older, train_only_dir) == pytest.approx(history[-1]["valid_nll"], rel=1e-5)
+    code, out, err = evaluate_run(["--checkpoint", str(last), "--data-dir", str(train_only_dir),
+                                   "--no-verify", "--split", "valid", "--valid-split",
+                                   str(VALID + 1)])
+    assert code == 2 and "would score 1 image {} was trained on".format(last) in err
 
 
 def test_valid_limit_takes_the_first_held_out_images(train_only_dir, tmp_path, nll_of):
+    """... and --train-limit: recorded, so evaluate.py may score any image the run
+    never trained on (here the last 40 - 20), no other."""
     out_dir = tmp_path / "run"
     code, out, err = call_main(tiny(train_only_dir, out_dir, "--epochs", "1", "--q-levels",
-                                    "4", "--valid-split", str(VALID), "--valid-limit", "4"))
+                                    "4", "--valid-split", str(VALID), "--valid-limit", "4",
+                                    "--train-limit", "20"))
     assert code == 0, err
     assert "validation: 4 of the last {} training images".format(VALID) in out
     images = mnist.load_dataset(str(train_only_dir), verify=False, download=False,
                                 splits=("train",))["train_images"]
     (record,) = read_history(out_dir)
-    nll = nll_of(out_dir / checkpoints(out_dir)[0], images[-VALID:][:4], 4)
+    path = out_dir / checkpoints(out_dir)[0]
+    nll = nll_of(path, images[-VALID:][:4], 4)
     assert nll == pytest.approx(record["valid_nll"], rel=1e-6)
+    assert read_checkpoint(str(path))[1]["train_limit"] == 20
+    assert valid_nll(path, train_only_dir, "--valid-split", "20") == pytest.approx(
+        nll_of(path, images[-20:], 4), rel=1e-5)
+    code, out, err = evaluate_run(["--checkpoint", str(path), "--data-dir", str(train_only_dir),
+                                   "--no-verify", "--split", "valid", "--valid-split", "21"])
+    assert code == 2 and "would score 1 image" in err and "or give at most 20" in err
 
 
 def test_fixed_binarization_validates_on_the_valid_file(tmp_path, nll_of):
@@ -151,6 +196,9 @@ def test_a_run_from_before_the_split_keeps_validating_on_the_test_images(tmp_pat
     config_path.write_text(json.dumps(config))
     old = tmp_path / "old"
     shutil.copytree(str(out_dir), str(old))
+    first = str(old / checkpoints(old)[0])  # as an older run saved it, without the split
+    arrays, meta = read_checkpoint(first)
+    save_arrays(first, arrays, meta={k: v for k, v in meta.items() if k not in SPLIT_KEYS})
     code, out, err = call_main(["--resume", str(old), "--valid-split", str(VALID)])
     assert code == 2 and "cannot change --valid-split" in err
     code, out, err = call_main(["--resume", str(old), "--epochs", "2", "--no-progress"])
@@ -162,6 +210,13 @@ def test_a_run_from_before_the_split_keeps_validating_on_the_test_images(tmp_pat
     nll = nll_of(old / checkpoints(old)[-1], test_images, 4)
     assert nll == pytest.approx(history[-1]["valid_nll"], rel=1e-6)
     assert json.loads((old / "config.json").read_text())["valid_split"] == 0
+    # it trained on every training image: evaluate.py --split valid refuses it, the
+    # older checkpoint by its run's config.json (which has no valid_split: 0)
+    assert "valid_split" not in read_checkpoint(first)[1]
+    for name in checkpoints(old):
+        code, out, err = evaluate_run(["--checkpoint", str(old / name), "--data-dir",
+                                       str(data_dir), "--no-verify", "--split", "valid"])
+        assert code == 2 and "held no training image out (--valid-split 0 in " in err
 
 
 def test_help_describes_the_split():

@@ -15,7 +15,8 @@ import glob
 import json
 import os
 
-from lib.checkpoint import DATASET_KEYS, CheckpointError, atomic_write, read_checkpoint
+from lib.checkpoint import (DATASET_KEYS, SPLIT_KEYS, CheckpointError, atomic_write,
+                            read_checkpoint)
 from models import build as builder
 
 STATE_FILE = "state.npz"
@@ -67,10 +68,74 @@ def model_description(config):
 
 def checkpoint_meta(config):
     """The description stored in a run's checkpoints and states: the model's
-    (:func:`model_description`) and the data it was trained on."""
+    (:func:`model_description`) and the data it was trained on, with the training
+    images it held out and its limit (SPLIT_KEYS; a limit None is recorded too)."""
     meta = model_description(config)
     meta.update({k: config[k] for k in DATASET_KEYS if config.get(k)})
+    meta.update({k: config.get(k) for k in SPLIT_KEYS})
     return meta
+
+
+def recorded_split(path, meta, config):
+    """``(split, source)``: the training images checkpoint ``path`` learnt from, as
+    ``{"valid_split": N, "train_limit": L or None}`` (SPLIT_KEYS), and the file it
+    was read from; ``(None, why)`` when it cannot be known.
+
+    Checkpoints and states record it in their description ``meta`` since the split
+    existed; for earlier ones it is read from the config.json of their run, when
+    it sits beside them: in the checkpoint's own folder (a run's epoch_*.npz and
+    state.npz) or in ``<folder>/<name>_run/`` (pretrained/<name>.npz beside its
+    run), and describes the same model (``config``: the checkpoint's) and data."""
+    if meta and all(k in meta for k in SPLIT_KEYS):
+        split = _valid_split_record(meta)
+        return (split, path) if split else (None, "{} records an invalid split ({})".format(
+            path, ", ".join("{} {}".format(k, json.dumps(meta[k])) for k in SPLIT_KEYS)))
+    folder, name = os.path.split(path)
+    candidates = [os.path.join(folder, CONFIG_FILE),
+                  os.path.join(folder, os.path.splitext(name)[0] + "_run", CONFIG_FILE)]
+    found = []
+    for candidate in (c for c in candidates if os.path.isfile(c)):
+        try:
+            run = read_config(os.path.dirname(candidate))
+        except RunError:
+            found.append("{} is not a run's config".format(candidate))
+            continue
+        differ = _other_run(run, config, meta)
+        split = _valid_split_record(run)
+        if differ:
+            found.append("{} is another run's ({})".format(candidate, differ))
+        elif split is None:
+            found.append("{} holds an invalid valid_split or train_limit".format(candidate))
+        else:
+            return split, candidate
+    return None, "{} does not record the training images it held out, and {}".format(
+        path, "; ".join(found) if found else "no config.json of its run sits beside it ({} "
+        "or {})".format(*candidates))
+
+
+def _valid_split_record(values):
+    """SPLIT_KEYS of ``values`` when valid (N >= 0, L None or >= 1), else None."""
+    number = (lambda v, low: isinstance(v, int) and not isinstance(v, bool) and v >= low)
+    n, limit = values.get("valid_split"), values.get("train_limit")
+    if number(n, 0) and (limit is None or number(limit, 1)):
+        return {"valid_split": n, "train_limit": limit}
+    return None
+
+
+def _other_run(run, config, meta):
+    """How run config ``run`` differs from a checkpoint's model ``config`` and data
+    (``meta``), as 'key A here, B in the checkpoint' phrases; '' when it does not."""
+    defaults = {"model": "pixelconv", "conditional": "none", "input_dim": 1,
+                "condition_map": 0}
+    keys = ("model", "conditional", "input_dim", "dim", "num_layers", "q_levels",
+            "condition_map")
+    differ = ["{} {} here, {} in the checkpoint".format(k, run.get(k, defaults.get(k)),
+                                                        config.get(k, defaults.get(k)))
+              for k in keys if run.get(k, defaults.get(k)) != config.get(k, defaults.get(k))]
+    if meta and meta.get("dataset") and meta["dataset"] != run.get("dataset"):
+        differ.append("dataset {} here, {} in the checkpoint".format(run.get("dataset"),
+                                                                      meta["dataset"]))
+    return ", ".join(differ)
 
 
 def valid_set(config):
@@ -106,17 +171,18 @@ def saved_config(out_dir, given, check=None):
     """(config, saved): the config saved in ``out_dir`` updated with the ``given``
     settings (``{setting: value}`` given again on the command line), and the
     saved one as it was; RunError for a setting that a resumed run cannot change.
-    ``check(config, given)``, if given, is called on the saved config before the
+    ``check(config, given)``, if given, is called on the saved config after that
     comparison (it raises RunError for a value the command line would refuse)."""
     config = read_config(out_dir)
-    if check is not None:
-        check(config, given)
+    # the command line first: a setting it may not change is its fault, not the file's
     fixed = sorted(k for k in given if k not in CHANGEABLE and given[k] != config.get(k))
     if fixed:
         raise RunError("--resume continues the run as it was set up; it cannot change {}. "
                        "Leave {} out, or start a new run with --out-dir".format(
                            ", ".join(option(k) for k in fixed),
                            "it" if len(fixed) == 1 else "them"))
+    if check is not None:
+        check(config, given)
     saved = dict(config)
     for key, value in given.items():
         config[key] = value
@@ -193,7 +259,7 @@ def check_state_file(out_dir, config=None):
     except CheckpointError as err:
         raise RunError("{}. {}".format(err, way_forward(out_dir)))
     if config is not None and meta:
-        wanted = model_description(config)
+        wanted = dict(model_description(config), **{k: config.get(k) for k in SPLIT_KEYS})
         other = sorted(k for k in wanted if k in meta and meta[k] != wanted[k])
         if other:
             raise RunError(
