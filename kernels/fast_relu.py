@@ -10,18 +10,43 @@ compute the same numbers without a branch:
     d leaky_relu / dx * g = s * g + (1 - s) * (1e-5 * g),  s = float(x > 0)
 
 so forward values and gradients are bit-for-bit those of ``lib.ops.relu``
-for finite inputs. Any tensor layout; elementwise.
+for finite inputs. Any tensor layout; elementwise. The C code is written for
+float32 and float64 (in float64 the slope is still float32's 1e-5, as in
+``lib.ops.relu``); other dtypes run the NumPy ``impl``.
 """
 import numpy
 import theano.tensor as T
 from theano import scalar
+from theano.gof.utils import MethodNotDefined
 
-from kernels import source_version
+from kernels import code_version
 
 SLOPE = numpy.float32(0.00001)  # the original's slope below zero
+C_TYPES = {"float32": "float", "float64": "double"}  # the dtypes with C code
 
 
-class _LeakyReLU(scalar.UnaryScalarOp):
+def _c_type(node):
+    """The C type of ``node``'s values; no C code unless all are float32 or all float64."""
+    dtypes = {v.type.dtype for v in node.inputs + node.outputs}
+    if len(dtypes) != 1 or not dtypes <= set(C_TYPES):
+        raise MethodNotDefined("leaky_relu has C code for float32 and float64 only")
+    return C_TYPES[dtypes.pop()]
+
+
+class _VersionedByCode(object):
+    """C-code cache version: a digest of the C text emitted for each dtype with C code
+    (the scalar C code depends on the node only through the dtype)."""
+
+    def c_code_cache_version(self):
+        texts = []
+        for dtype in C_TYPES:
+            node = self.make_node(*[scalar.get_scalar_type(dtype)() for _ in range(self.nin)])
+            texts.append(self.c_code(node, "NODE", ["INPUT_%d" % i for i in range(self.nin)],
+                                     ["OUTPUT_0"], {"fail": "FAIL;"}))
+        return code_version(*texts)
+
+
+class _LeakyReLU(_VersionedByCode, scalar.UnaryScalarOp):
     """Scalar max(x, 1e-5 x)."""
 
     def impl(self, x):
@@ -30,32 +55,27 @@ class _LeakyReLU(scalar.UnaryScalarOp):
     def c_code(self, node, name, inputs, outputs, sub):
         (x,), (z,) = inputs, outputs
         # The max pattern compiles to one max instruction (fmaxf would be a call).
-        return "{ float y_ = 1e-5f * %s; %s = %s > y_ ? %s : y_; }" % (x, z, x, x)
+        return "{ %(t)s y_ = (%(t)s)1e-5f * %(x)s; %(z)s = %(x)s > y_ ? %(x)s : y_; }" % dict(
+            t=_c_type(node), x=x, z=z)
 
     def grad(self, inputs, output_grads):
         return [scalar_leaky_relu_grad(inputs[0], output_grads[0])]
 
-    def c_code_cache_version(self):
-        return source_version(__file__)
 
-
-class _LeakyReLUGrad(scalar.BinaryScalarOp):
+class _LeakyReLUGrad(_VersionedByCode, scalar.BinaryScalarOp):
     """Scalar gradient: g where x > 0, else 1e-5 g, without a branch."""
 
     def impl(self, x, g):
-        return numpy.where(x > 0, g, SLOPE * g).astype(numpy.float32)
+        return numpy.where(x > 0, g, SLOPE * g).astype(numpy.result_type(g, SLOPE))
 
     def c_code(self, node, name, inputs, outputs, sub):
         (x, g), (z,) = inputs, outputs
-        return ("{ float s_ = (float)(%(x)s > 0);"
-                " %(z)s = s_ * %(g)s + (1.0f - s_) * (1e-5f * %(g)s); }"
-                % dict(x=x, g=g, z=z))
+        return ("{ %(t)s s_ = (%(t)s)(%(x)s > 0);"
+                " %(z)s = s_ * %(g)s + ((%(t)s)1 - s_) * ((%(t)s)1e-5f * %(g)s); }"
+                % dict(t=_c_type(node), x=x, g=g, z=z))
 
     def grad(self, inputs, output_grads):
         raise NotImplementedError("the leaky ReLU has no second derivative here")
-
-    def c_code_cache_version(self):
-        return source_version(__file__)
 
 
 scalar_leaky_relu_grad = _LeakyReLUGrad(scalar.upgrade_to_float, name="leaky_relu_grad")

@@ -15,9 +15,8 @@ rather than storing them.
 """
 import numpy
 import theano
-import theano.tensor as T
 
-from kernels import source_version
+from kernels import C_CHECKS, CompiledOp, check_float32, differ, float32_variable, known_shape
 
 MATH_SUPPORT = r"""
 #include <stdint.h>
@@ -57,11 +56,25 @@ def _halves(x):
     return x[..., :p], x[..., p:]
 
 
-class _GateBase(theano.Op):
+def _check_shapes(x, gz=None):
+    """Refuses (ValueError) the shapes ``x`` of the input and ``gz`` of the output
+    gradient, tuples of equal length (None for a length not known), unless x is
+    ``(..., 2p)`` and gz ``(..., p)``."""
+    op = "Gate" if gz is None else "GateGrad"
+    if x[-1] is not None and x[-1] % 2:
+        raise ValueError("{}: the last axis of x {} must have an even length (a, then b, "
+                         "p channels each)".format(op, x))
+    halved = tuple(x[:-1]) + (None if x[-1] is None else x[-1] // 2,)
+    if gz is not None and any(differ(a, b) for a, b in zip(gz, halved)):
+        raise ValueError("GateGrad: gz {} must have the shape of x {} with the last axis "
+                         "halved".format(gz, x))
+
+
+class _GateBase(CompiledOp):
     __props__ = ()
 
     def c_support_code(self):
-        return MATH_SUPPORT
+        return [C_CHECKS, MATH_SUPPORT]
 
     def c_headers(self):
         return ["<math.h>", "<string.h>", "<omp.h>"]
@@ -71,23 +84,21 @@ class _GateBase(theano.Op):
         # vectorise the loops (it changes no result, only FP-exception traps).
         return ["-fopenmp", "-O3", "-fno-trapping-math"]
 
-    def c_code_cache_version(self):
-        return source_version(__file__)
-
 
 class Gate(_GateBase):
     """``(..., 2p)`` float32 -> ``(..., p)``: tanh(first half) * sigmoid(second half)."""
 
     def make_node(self, x):
-        x = T.as_tensor_variable(x)
-        if x.dtype != "float32" or x.ndim < 1:
-            raise TypeError("Gate takes a float32 tensor, got {} {}-d".format(x.dtype, x.ndim))
+        x = float32_variable(x, None, "Gate", "x")
+        _check_shapes(known_shape(x))
         return theano.Apply(self, [x], [x.type()])
 
     def infer_shape(self, node, shapes):
         return [tuple(shapes[0][:-1]) + (shapes[0][-1] // 2,)]
 
     def perform(self, node, inputs, output_storage):
+        check_float32(inputs[0], None, "Gate", "x")
+        _check_shapes(inputs[0].shape)
         a, b = _halves(inputs[0])
         output_storage[0][0] = (numpy.tanh(a) / (1 + numpy.exp(-b))).astype(numpy.float32)
 
@@ -98,17 +109,24 @@ class Gate(_GateBase):
         return r"""
         {
         PyArrayObject* x_ = PyArray_GETCONTIGUOUS(%(x)s);
-        int nd = PyArray_NDIM(x_);
-        npy_intp dims[NPY_MAXDIMS];
-        for (int i = 0; i < nd; i++) dims[i] = PyArray_DIMS(x_)[i];
-        npy_intp two_p = dims[nd - 1], p = two_p / 2;
-        dims[nd - 1] = p;
-        int ok = 1;
-        if (two_p %% 2) {
-            PyErr_SetString(PyExc_ValueError, "Gate: the last axis must have an even length");
+        int ok = kc_float32(x_, 0, "Gate", "x"), nd = 0;
+        npy_intp dims[NPY_MAXDIMS], two_p = 0, p = 0;
+        if (ok) {
+            nd = PyArray_NDIM(x_);
+            for (int i = 0; i < nd; i++) dims[i] = PyArray_DIMS(x_)[i];
+            two_p = dims[nd - 1];
+            p = two_p / 2;
+            dims[nd - 1] = p;
+        }
+        if (ok && two_p %% 2) {
+            char shape[256];
+            PyErr_Format(PyExc_ValueError, "Gate: the last axis of x %%s must have an even "
+                         "length (a, then b, p channels each)",
+                         kc_shape(x_, shape, sizeof(shape)));
             ok = 0;
-        } else if (!%(z)s || PyArray_NDIM(%(z)s) != nd || !PyArray_IS_C_CONTIGUOUS(%(z)s)
-                   || memcmp(PyArray_DIMS(%(z)s), dims, nd * sizeof(npy_intp))) {
+        } else if (ok && (!%(z)s || PyArray_NDIM(%(z)s) != nd
+                          || !PyArray_IS_C_CONTIGUOUS(%(z)s)
+                          || memcmp(PyArray_DIMS(%(z)s), dims, nd * sizeof(npy_intp)))) {
             Py_XDECREF(%(z)s);
             %(z)s = (PyArrayObject*)PyArray_EMPTY(nd, dims, NPY_FLOAT32, 0);
             if (!%(z)s) ok = 0;
@@ -134,7 +152,9 @@ class GateGrad(_GateBase):
     """(x ``(..., 2p)``, output gradient ``(..., p)``) -> gradient ``(..., 2p)``."""
 
     def make_node(self, x, gz):
-        x, gz = T.as_tensor_variable(x), T.as_tensor_variable(gz)
+        x = float32_variable(x, None, "GateGrad", "x")
+        gz = float32_variable(gz, x.ndim, "GateGrad", "gz, like x,")
+        _check_shapes(known_shape(x), known_shape(gz))
         return theano.Apply(self, [x, gz], [x.type()])
 
     def infer_shape(self, node, shapes):
@@ -142,6 +162,9 @@ class GateGrad(_GateBase):
 
     def perform(self, node, inputs, output_storage):
         x, gz = inputs
+        check_float32(x, None, "GateGrad", "x")
+        check_float32(gz, x.ndim, "GateGrad", "gz, like x,")
+        _check_shapes(x.shape, gz.shape)
         a, b = _halves(x)
         t, s = numpy.tanh(a), 1 / (1 + numpy.exp(-b))
         out = numpy.concatenate([(1 - t * t) * s * gz, t * s * (1 - s) * gz], axis=-1)
@@ -155,13 +178,27 @@ class GateGrad(_GateBase):
         {
         PyArrayObject* x_ = PyArray_GETCONTIGUOUS(%(x)s);
         PyArrayObject* g_ = PyArray_GETCONTIGUOUS(%(gz)s);
-        int nd = PyArray_NDIM(x_), ok = 1;
-        npy_intp two_p = PyArray_DIMS(x_)[nd - 1], p = two_p / 2;
-        if (PyArray_SIZE(g_) * 2 != PyArray_SIZE(x_)) {
-            PyErr_SetString(PyExc_ValueError, "GateGrad: gradient and input sizes disagree");
+        int ok = kc_float32(x_, 0, "GateGrad", "x") && kc_float32(g_, 0, "GateGrad", "gz");
+        int nd = ok ? PyArray_NDIM(x_) : 0;
+        npy_intp two_p = ok ? PyArray_DIMS(x_)[nd - 1] : 0, p = two_p / 2;
+        int fits = ok && !(two_p %% 2) && PyArray_NDIM(g_) == nd;
+        for (int i = 0; fits && i < nd; i++)
+            fits = PyArray_DIMS(g_)[i] == (i < nd - 1 ? PyArray_DIMS(x_)[i] : p);
+        if (ok && !fits) {
+            char xs[256], gs[256];
+            kc_shape(x_, xs, sizeof(xs));
+            kc_shape(g_, gs, sizeof(gs));
+            if (two_p %% 2)
+                PyErr_Format(PyExc_ValueError, "GateGrad: the last axis of x %%s must have "
+                             "an even length (a, then b, p channels each)", xs);
+            else
+                PyErr_Format(PyExc_ValueError, "GateGrad: gz %%s must have the shape of x "
+                             "%%s with the last axis halved", gs, xs);
             ok = 0;
-        } else if (!%(z)s || PyArray_NDIM(%(z)s) != nd || !PyArray_IS_C_CONTIGUOUS(%(z)s)
-                   || memcmp(PyArray_DIMS(%(z)s), PyArray_DIMS(x_), nd * sizeof(npy_intp))) {
+        } else if (ok && (!%(z)s || PyArray_NDIM(%(z)s) != nd
+                          || !PyArray_IS_C_CONTIGUOUS(%(z)s)
+                          || memcmp(PyArray_DIMS(%(z)s), PyArray_DIMS(x_),
+                                    nd * sizeof(npy_intp)))) {
             Py_XDECREF(%(z)s);
             %(z)s = (PyArrayObject*)PyArray_EMPTY(nd, PyArray_DIMS(x_), NPY_FLOAT32, 0);
             if (!%(z)s) ok = 0;

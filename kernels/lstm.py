@@ -39,7 +39,7 @@ from theano.gradient import DisconnectedType
 from theano.tensor import blas_headers
 from theano.tensor.blas import ldflags
 
-from kernels import gate, source_version
+from kernels import C_CHECKS, CompiledOp, check_float32, differ, float32_variable, known_shape
 from kernels.gate import MATH_SUPPORT as GATE_MATH  # vectorisable float32 exp, sigmoid, tanh
 
 MODES = ("row", "l2r", "r2l")
@@ -105,7 +105,7 @@ def forward_numpy(mode, gates, weights):
 def backward_numpy(mode, weights, h, c, acts, dh):
     """NumPy version of the gradient op: (dgates, dweights)."""
     batch, height, width, hd = h.shape
-    flat = lambda x: x.reshape((batch, height * width, -1))  # noqa: E731
+    flat = lambda x: x.reshape((batch, height * width, x.shape[3]))  # noqa: E731
     h, c, acts, d_h = flat(h), flat(c), flat(acts), flat(dh).copy()
     d_c = numpy.zeros_like(c)
     d_gates = numpy.zeros_like(acts)
@@ -129,7 +129,7 @@ def backward_numpy(mode, weights, h, c, acts, dh):
             inside = nbr[:, k] >= 0
             numpy.add.at(d_h, (slice(None), nbr[inside, k]),
                          d_patch[:, inside, k * hd:(k + 1) * hd])
-    return d_gates.reshape(acts.shape[:1] + (height, width, -1)), d_weights
+    return d_gates.reshape((batch, height, width, GATES * hd)), d_weights
 
 
 # C: the step geometry (as :func:`geometry`), the neighbour gather, both passes.
@@ -137,6 +137,18 @@ _C_SUPPORT = r"""
 #define LS_TAPS(mode) ((mode) == 0 ? 3 : 2)
 #define LS_STEPS(mode, H, W) ((mode) == 0 ? (H) : (H) + (W) - 1)
 #define LS_MAX_L(mode, H, W) ((mode) == 0 ? (W) : ((H) < (W) ? (H) : (W)))
+
+/* The loops index with ints: 1 if maps d = (batch, H, W, .) of hd units fit, that is
+   batch * H * W * 4 * hd (the gates; a patch row holds at most 3 * hd) stays below
+   2^31; else 0 with a Python exception. */
+static int ls_fits_int(const char* op, const npy_intp* d, npy_intp hd) {
+    double size = (double)d[0] * (double)d[1] * (double)d[2] * (hd > 0 ? 4.0 * hd : 1.0);
+    if (size < 2147483647.0 && d[3] < 2147483647) return 1;
+    PyErr_Format(PyExc_ValueError, "%s: a batch of %ld maps of %ld x %ld pixels and %ld units "
+                 "is too large for the op's 32-bit indices; split the batch", op, (long)d[0],
+                 (long)d[1], (long)d[2], (long)hd);
+    return 0;
+}
 
 static int ls_geometry(int mode, int H, int W, int t, int* pos, int* nbr, int* pred) {
     int L = 0;
@@ -270,12 +282,17 @@ static void ls_backward(int mode, int B, int H, int W, int hd, const float* wt,
 
 _C_FORWARD = r"""
 {
-    PyArrayObject* g_arr = PyArray_GETCONTIGUOUS(%(gates)s);
-    PyArrayObject* w_arr = PyArray_GETCONTIGUOUS(%(weights)s);
-    int ok = 1, mode = %(mode)d;
-    npy_intp* d = PyArray_DIMS(g_arr);
+    int mode = %(mode)d;
+    int ok = kc_float32(%(gates)s, 4, "lstm_scan", "gates")
+             && kc_float32(%(weights)s, 2, "lstm_scan", "weights")
+             && ls_fits_int("lstm_scan", PyArray_DIMS(%(gates)s), PyArray_DIMS(%(gates)s)[3] / 4);
+    PyArrayObject* g_arr = ok ? PyArray_GETCONTIGUOUS(%(gates)s) : NULL;
+    PyArrayObject* w_arr = ok ? PyArray_GETCONTIGUOUS(%(weights)s) : NULL;
+    ok = ok && g_arr && w_arr;  /* a failed copy has set its MemoryError */
+    npy_intp zeros[4] = {0, 0, 0, 0};
+    npy_intp* d = ok ? PyArray_DIMS(g_arr) : zeros;
     int B = d[0], H = d[1], W = d[2], G = d[3], hd = G / 4, K = LS_TAPS(mode);
-    if (G %% 4 || PyArray_DIMS(w_arr)[0] != K * hd || PyArray_DIMS(w_arr)[1] != G) {
+    if (ok && (G %% 4 || PyArray_DIMS(w_arr)[0] != K * hd || PyArray_DIMS(w_arr)[1] != G)) {
         PyErr_Format(PyExc_ValueError, "lstm_scan: gates (..., %%d) and weights (%%d, %%d) "
                      "do not fit %%d taps of 4h gates", G, (int)PyArray_DIMS(w_arr)[0],
                      (int)PyArray_DIMS(w_arr)[1], K);
@@ -292,7 +309,7 @@ _C_FORWARD = r"""
             if (!*outs[o]) ok = 0;
         }
     }
-    if (ok && B * H * W > 0) {
+    if (ok && (npy_intp)B * H * W * hd > 0) {
         int maxn = B * LS_MAX_L(mode, H, W);
         float* P = (float*)malloc(sizeof(float) * ((size_t)maxn * K * hd + (size_t)maxn * G));
         int* geo = (int*)malloc(sizeof(int) * (size_t)LS_MAX_L(mode, H, W) * (K + 2));
@@ -316,20 +333,34 @@ _C_FORWARD = r"""
 
 _C_BACKWARD = r"""
 {
-    PyArrayObject* w_arr = PyArray_GETCONTIGUOUS(%(weights)s);
-    PyArrayObject* h_arr = PyArray_GETCONTIGUOUS(%(h)s);
-    PyArrayObject* c_arr = PyArray_GETCONTIGUOUS(%(c)s);
-    PyArrayObject* a_arr = PyArray_GETCONTIGUOUS(%(acts)s);
-    PyArrayObject* dh_arr = PyArray_GETCONTIGUOUS(%(dh)s);
-    int ok = 1, mode = %(mode)d;
-    npy_intp* d = PyArray_DIMS(h_arr);
+    int mode = %(mode)d;
+    int ok = kc_float32(%(weights)s, 2, "lstm_scan_grad", "weights")
+             && kc_float32(%(h)s, 4, "lstm_scan_grad", "h")
+             && kc_float32(%(c)s, 4, "lstm_scan_grad", "c")
+             && kc_float32(%(acts)s, 4, "lstm_scan_grad", "acts")
+             && kc_float32(%(dh)s, 4, "lstm_scan_grad", "dh")
+             && ls_fits_int("lstm_scan_grad", PyArray_DIMS(%(h)s), PyArray_DIMS(%(h)s)[3]);
+    PyArrayObject* w_arr = ok ? PyArray_GETCONTIGUOUS(%(weights)s) : NULL;
+    PyArrayObject* h_arr = ok ? PyArray_GETCONTIGUOUS(%(h)s) : NULL;
+    PyArrayObject* c_arr = ok ? PyArray_GETCONTIGUOUS(%(c)s) : NULL;
+    PyArrayObject* a_arr = ok ? PyArray_GETCONTIGUOUS(%(acts)s) : NULL;
+    PyArrayObject* dh_arr = ok ? PyArray_GETCONTIGUOUS(%(dh)s) : NULL;
+    ok = ok && w_arr && h_arr && c_arr && a_arr && dh_arr;  /* a failed copy set MemoryError */
+    npy_intp zeros[4] = {0, 0, 0, 0};
+    npy_intp* d = ok ? PyArray_DIMS(h_arr) : zeros;
     int B = d[0], H = d[1], W = d[2], hd = d[3], G = 4 * hd, K = LS_TAPS(mode);
     npy_intp gdims[4] = {B, H, W, G}, wdims[2] = {K * hd, G};
-    if (memcmp(PyArray_DIMS(dh_arr), d, 4 * sizeof(npy_intp))
-        || memcmp(PyArray_DIMS(c_arr), d, 4 * sizeof(npy_intp))
-        || memcmp(PyArray_DIMS(a_arr), gdims, 4 * sizeof(npy_intp))
-        || memcmp(PyArray_DIMS(w_arr), wdims, 2 * sizeof(npy_intp))) {
-        PyErr_SetString(PyExc_ValueError, "lstm_scan_grad: inputs of mismatched shapes");
+    if (ok && (memcmp(PyArray_DIMS(dh_arr), d, 4 * sizeof(npy_intp))
+               || memcmp(PyArray_DIMS(c_arr), d, 4 * sizeof(npy_intp))
+               || memcmp(PyArray_DIMS(a_arr), gdims, 4 * sizeof(npy_intp))
+               || memcmp(PyArray_DIMS(w_arr), wdims, 2 * sizeof(npy_intp)))) {
+        char s[5][256];
+        PyErr_Format(PyExc_ValueError, "lstm_scan_grad: inputs of mismatched shapes: weights "
+                     "%%s, h %%s, c %%s, acts %%s, dh %%s; c and dh must have h's shape "
+                     "(batch, H, W, h), acts (batch, H, W, 4h), weights (%%d * h, 4h)",
+                     kc_shape(w_arr, s[0], 256), kc_shape(h_arr, s[1], 256),
+                     kc_shape(c_arr, s[2], 256), kc_shape(a_arr, s[3], 256),
+                     kc_shape(dh_arr, s[4], 256), K);
         ok = 0;
     }
     if (ok && (!%(dgates)s || !PyArray_IS_C_CONTIGUOUS(%(dgates)s)
@@ -344,7 +375,7 @@ _C_BACKWARD = r"""
         %(dw)s = (PyArrayObject*)PyArray_EMPTY(2, wdims, NPY_FLOAT32, 0);
         if (!%(dw)s) ok = 0;
     }
-    if (ok && B * H * W == 0) {
+    if (ok && (npy_intp)B * H * W * hd == 0) {
         memset(PyArray_DATA(%(dw)s), 0, sizeof(float) * wdims[0] * wdims[1]);
     } else if (ok) {
         size_t N = (size_t)B * H * W, maxn = (size_t)B * LS_MAX_L(mode, H, W);
@@ -373,20 +404,38 @@ _C_BACKWARD = r"""
 """
 
 
-def _float32_tensor(x, ndim, what):
-    x = T.as_tensor_variable(x)
-    if x.ndim != ndim or x.dtype != "float32":
-        raise TypeError("lstm_scan: {} must be a {}-d float32 tensor, got {}-d {}".format(
-            what, ndim, x.ndim, x.dtype))
-    return x
-
-
 def _free(x):
     """A new variable of x's type with no broadcastable axis (the outputs' sizes vary)."""
     return T.TensorType(x.dtype, (False,) * x.ndim)()
 
 
-class _LSTMBase(theano.Op):
+def _check_forward(mode, gates, weights):
+    """Refuses (ValueError) gates and weights of shapes ``gates`` and ``weights``
+    (None for a length not known) that do not fit ``mode``'s taps."""
+    four_h = gates[3]
+    want = (None if four_h is None else TAPS[mode] * (four_h // GATES), four_h)
+    if (four_h is not None and four_h % GATES) or any(map(differ, weights, want)):
+        raise ValueError("lstm_scan: gates {} and weights {} do not fit {} taps of 4h gates "
+                         "(gates (batch, H, W, 4h), weights ({} * h, 4h))".format(
+                             gates, weights, TAPS[mode], TAPS[mode]))
+
+
+def _check_backward(mode, weights, h, c, acts, dh):
+    """Refuses (ValueError) the gradient op's inputs of these shapes (None for a
+    length not known) unless they are those of one forward op's."""
+    hd = h[3]
+    four_h = None if hd is None else GATES * hd
+    wants = [(c, h), (dh, h), (acts, h[:3] + (four_h,)),
+             (weights, (None if hd is None else TAPS[mode] * hd, four_h))]
+    if any(differ(a, b) for shape, want in wants for a, b in zip(shape, want)) or any(
+            differ(a, b) for a, b in zip(c, dh)):
+        raise ValueError("lstm_scan_grad: inputs of mismatched shapes: weights {}, h {}, c {}, "
+                         "acts {}, dh {}; c and dh must have h's shape (batch, H, W, h), acts "
+                         "(batch, H, W, 4h), weights ({} * h, 4h)".format(
+                             weights, h, c, acts, dh, TAPS[mode]))
+
+
+class _LSTMBase(CompiledOp):
     """C plumbing shared by the forward and gradient ops: BLAS, OpenMP, the code version."""
 
     __props__ = ("mode",)
@@ -405,7 +454,7 @@ class _LSTMBase(theano.Op):
         return self._c_body(inputs, outputs, sub)
 
     def c_support_code(self):
-        return blas_headers.blas_header_text() + GATE_MATH + _C_SUPPORT
+        return [blas_headers.blas_header_text(), C_CHECKS, GATE_MATH, _C_SUPPORT]
 
     def c_headers(self):
         return ["<math.h>", "<string.h>", "<stdlib.h>", "<omp.h>"]
@@ -422,9 +471,6 @@ class _LSTMBase(theano.Op):
     def c_compile_args(self):
         return ["-fopenmp", "-O3", "-fno-trapping-math"] + ldflags(libs=False, flags=True)
 
-    def c_code_cache_version(self):
-        return source_version(__file__, gate.__file__)
-
 
 class LSTMScan(_LSTMBase):
     """(gates ``(batch, H, W, 4h)``, weights ``(taps * h, 4h)``) -> (h ``(batch, H, W,
@@ -432,8 +478,9 @@ class LSTMScan(_LSTMBase):
     used by a cost (c and the activations are kept for the gradient)."""
 
     def make_node(self, gates, weights):
-        gates = _float32_tensor(gates, 4, "gates")
-        weights = _float32_tensor(weights, 2, "weights")
+        gates = float32_variable(gates, 4, "lstm_scan", "gates")
+        weights = float32_variable(weights, 2, "lstm_scan", "weights")
+        _check_forward(self.mode, known_shape(gates), known_shape(weights))
         return theano.Apply(self, [gates, weights], [_free(gates), _free(gates), _free(gates)])
 
     def infer_shape(self, node, shapes):
@@ -442,17 +489,18 @@ class LSTMScan(_LSTMBase):
         return [state, state, shapes[0]]
 
     def perform(self, node, inputs, outputs):
-        gates, weights = inputs
-        if gates.shape[3] % GATES or weights.shape != (TAPS[self.mode] * (gates.shape[3] // 4),
-                                                       gates.shape[3]):
-            raise ValueError("lstm_scan: gates {} and weights {} do not fit {} taps".format(
-                gates.shape, weights.shape, TAPS[self.mode]))
+        gates = check_float32(inputs[0], 4, "lstm_scan", "gates")
+        weights = check_float32(inputs[1], 2, "lstm_scan", "weights")
+        _check_forward(self.mode, gates.shape, weights.shape)
         for storage, value in zip(outputs, forward_numpy(self.mode, gates, weights)):
             storage[0] = value
 
     def L_op(self, inputs, outputs, output_grads):
         if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
-            raise NotImplementedError("lstm_scan: only the hidden states have a gradient")
+            raise NotImplementedError(
+                "lstm_scan: a cost reaches the op's cell states or gate activations (outputs "
+                "1 and 2), which have no gradient here; build the cost from the hidden "
+                "states, the op's output 0 (what lstm_scan() returns)")
         h, c, acts = outputs
         dh = output_grads[0]
         if isinstance(dh.type, DisconnectedType):
@@ -460,7 +508,10 @@ class LSTMScan(_LSTMBase):
         return LSTMScanGrad(self.mode)(inputs[1], h, c, acts, dh, return_list=True)
 
     def connection_pattern(self, node):
-        return [[True, False, False], [True, False, False]]
+        # Every output depends on both inputs. (Declaring c and the activations
+        # unconnected made Theano answer a cost on them with its disconnected-input
+        # error before L_op could say what is wrong.)
+        return [[True, True, True], [True, True, True]]
 
     def _c_body(self, inputs, outputs, sub):
         (gates, weights), (h, c, acts) = inputs, outputs
@@ -473,15 +524,19 @@ class LSTMScanGrad(_LSTMBase):
     ``(taps * h, 4h)``): the gradient of :class:`LSTMScan`."""
 
     def make_node(self, weights, h, c, acts, dh):
-        ins = [_float32_tensor(weights, 2, "weights")] + [
-            _float32_tensor(x, 4, what) for x, what in
+        ins = [float32_variable(weights, 2, "lstm_scan_grad", "weights")] + [
+            float32_variable(x, 4, "lstm_scan_grad", what) for x, what in
             ((h, "h"), (c, "c"), (acts, "acts"), (dh, "dh"))]
+        _check_backward(self.mode, *[known_shape(x) for x in ins])
         return theano.Apply(self, ins, [_free(ins[3]), _free(ins[0])])
 
     def infer_shape(self, node, shapes):
         return [shapes[3], shapes[0]]
 
     def perform(self, node, inputs, outputs):
+        for value, what in zip(inputs, ("weights", "h", "c", "acts", "dh")):
+            check_float32(value, 2 if what == "weights" else 4, "lstm_scan_grad", what)
+        _check_backward(self.mode, *[x.shape for x in inputs])
         d_gates, d_weights = backward_numpy(self.mode, *inputs)
         outputs[0][0], outputs[1][0] = d_gates, d_weights
 
