@@ -14,13 +14,14 @@ OPENBLAS_OPENMP := /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0
 .PHONY: venv sample train test generate benchmark clean
 
 $(STAMP): requirements.txt
-	@# OpenBLAS (its OpenMP build) and BLIS make Theano's products fast; without
-	@# them Theano falls back to NumPy's BLAS. lib/theano_env.py picks the library.
+	@# OpenBLAS (its OpenMP and pthread builds) and BLIS make Theano's products fast;
+	@# without them Theano falls back to NumPy's BLAS. lib/blas_choice.py times them
+	@# on this CPU and lib/theano_env.py links the fastest.
 	@if ! ldconfig -p 2>/dev/null | grep -q 'libblis\.so ' || ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' \
 	    || { [ "$$(uname -m)" = x86_64 ] && [ ! -f $(OPENBLAS_OPENMP) ]; }; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && apt-get install -y -qq libblis-dev libopenblas-dev) || echo "note: libblis-dev/libopenblas-dev not installed; continuing without them"; \
-	    apt-get install -y -qq libopenblas0-openmp || echo "note: libopenblas0-openmp not installed; BLIS will be used"; \
+	    apt-get install -y -qq libopenblas0-openmp || echo "note: libopenblas0-openmp not installed; the other libraries are measured"; \
 	  else echo "note: install $(BLAS_PACKAGES) (as root) for faster training"; fi; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -28,9 +29,11 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# Configures Theano in this virtualenv whatever a script imports first (see lib/theano_env.py).
-$(HOOK): $(STAMP) lib/theano_env.py
+# Configures Theano in this virtualenv whatever a script imports first (see lib/theano_env.py),
+# and measures which BLAS is fastest on this CPU (a few seconds; `blas --probe` measures again).
+$(HOOK): $(STAMP) lib/theano_env.py lib/blas_choice.py
 	$(PY) lib/theano_env.py install-hook
+	$(PY) lib/theano_env.py blas
 	touch $(HOOK)
 
 venv: $(STAMP) $(HOOK)

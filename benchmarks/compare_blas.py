@@ -1,23 +1,25 @@
-"""Benchmark: one model's training step under two BLAS libraries, interleaved.
+"""Benchmark: one model's training step under each installed BLAS library, interleaved.
 
 The BLAS is fixed when a process loads it, so each library gets a worker
 process of its own (``THEANO_FLAGS=blas.ldflags=...``); the parent then asks
-the workers for one step each in turn (blis, openblas, blis, ...), so that
-both see the same machine noise, and reports medians. A worker compiles the
+the workers for one step each in turn (blis, openblas-openmp, ..., blis, ...),
+so that all see the same machine noise, and reports medians, and how the
+library that ``lib/blas_choice.py`` chose for this CPU compares with the best. A worker compiles the
 same training function as ``train_mnist.py`` (``--graph`` fast or faithful,
 clipped Adam, buffers kept for the fast graph) on the same random batch as
 ``train_step.py``, at that script's per-model defaults.
 
-Libraries: ``blis`` (``-lblis``) and ``openblas`` (``-lopenblas``, which
-``lib.theano_env`` runs in OpenBLAS's OpenMP build where installed). Each
-worker prints which BLAS its process actually mapped. Last line:
+Libraries: those ``lib/blas_choice.py`` finds installed (``blis``,
+``openblas-openmp``, ``openblas-pthread``), with the ``blas.ldflags`` it gives
+them. Each worker prints which BLAS its process actually mapped. Last line:
 
-    <lib>_step_s=<median> ... ratio=<first / second>
+    <lib>_step_s=<median> ... best=<lib> chosen=<lib> chosen_over_best=<ratio>
 
 Run: .venv/bin/python benchmarks/compare_blas.py [--model NAME] [--graph fast|faithful]
-     [--steps 10] [--libs blis openblas]
+     [--steps 10] [--libs blis openblas-openmp ...]
 """
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -29,7 +31,18 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.train_step import DEFAULTS, random_batch  # noqa: E402
 
-LDFLAGS = {"blis": "-lblis", "openblas": "-lopenblas"}
+
+def blas_choice():
+    """lib/blas_choice.py without importing ``lib`` (whose import loads Theano)."""
+    spec = importlib.util.spec_from_file_location(
+        "blas_choice", os.path.join(ROOT, "lib", "blas_choice.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CHOICE = blas_choice()
+LDFLAGS = {name: flags for name, (flags, _) in CHOICE.candidates().items()}
 
 
 def parse_args(argv=None):
@@ -41,8 +54,8 @@ def parse_args(argv=None):
                    help="which graph to time (default: %(default)s)")
     p.add_argument("--steps", type=int, default=10,
                    help="timed steps per library, interleaved (default: %(default)s)")
-    p.add_argument("--libs", nargs=2, choices=sorted(LDFLAGS), default=["blis", "openblas"],
-                   help="the two libraries (default: %(default)s)")
+    p.add_argument("--libs", nargs="+", choices=sorted(LDFLAGS), default=sorted(LDFLAGS),
+                   help="the libraries to time (default: every installed one, %(default)s)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.steps < 1:
@@ -127,10 +140,16 @@ def main(argv=None):
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-    medians = [statistics.median(t) for t in times]
+    medians = dict(zip(args.libs, (statistics.median(t) for t in times)))
+    best = min(medians, key=medians.get)
+    entry = CHOICE.read_record().get(CHOICE.cpu_key(), {})
+    chosen = entry.get("choice", "none recorded")
+    line = " ".join("{}_step_s={:.3f}".format(n, medians[n]) for n in args.libs)
+    line += " best={} chosen={}".format(best, chosen)
+    if chosen in medians:
+        line += " chosen_over_best={:.3f}".format(medians[chosen] / medians[best])
     print("model={} graph={} steps={}".format(args.model, args.graph, args.steps))
-    print(" ".join("{}_step_s={:.3f}".format(n, m) for n, m in zip(args.libs, medians))
-          + " ratio={:.2f}".format(medians[0] / medians[1]))
+    print(line)
 
 
 if __name__ == "__main__":

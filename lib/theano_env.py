@@ -9,11 +9,12 @@
 
 It
 
-* sets ``floatX=float32``, ``compile.wait=1`` (see ``default_flags``) and
-  ``blas.ldflags``, unless the user already chose a value in ``THEANO_FLAGS``
-  or in a ``.theanorc`` file: the user's choice always wins. The BLAS is
-  OpenBLAS when its OpenMP build is installed, that build loaded ahead of
-  Theano's modules (``load_openmp_openblas``); else BLIS; else OpenBLAS;
+* sets ``floatX=float32``, ``compile.wait=1``, ``openmp=True`` (see
+  ``default_flags``) and ``blas.ldflags``, unless the user already chose a
+  value in ``THEANO_FLAGS`` or in a ``.theanorc`` file: the user's choice
+  always wins. The BLAS is the installed library that ``lib/blas_choice.py``
+  measured fastest on this CPU (OpenBLAS's OpenMP build loaded ahead of
+  Theano's modules where that is the one, see ``load_openmp_openblas``);
   else none, and Theano falls back to NumPy's C-API BLAS (Theano 1.0.5 on
   NumPy 1.23 fails to import unless ``blas.ldflags`` is set, even empty);
 * sets ``BLIS_NUM_THREADS`` to the number of usable cores unless the user
@@ -28,6 +29,7 @@ It
 """
 import configparser
 import ctypes.util
+import importlib.util
 import os
 import shlex
 import sys
@@ -35,7 +37,7 @@ import sysconfig
 import warnings
 
 _DEFAULTS_SECTIONS = {"floatX": ("global", "floatX"), "blas.ldflags": ("blas", "ldflags"),
-                      "compile.wait": ("compile", "wait")}
+                      "compile.wait": ("compile", "wait"), "openmp": ("global", "openmp")}
 
 
 def _flag_pairs(flags):
@@ -79,17 +81,48 @@ OPENBLAS_LINK = "/usr/lib/x86_64-linux-gnu/libopenblas.so"
 _loaded = []  # the preloaded OpenMP build, kept referenced
 
 
-def blas_ldflags(find_library=ctypes.util.find_library, exists=os.path.isfile):
-    """OpenBLAS where its OpenMP build and the link-time library are installed
-    (the fastest on the AMD EPYC for the five models timed, see
-    benchmarks/README.md), else BLIS (Debian ``libblis-dev``), else OpenBLAS,
-    else empty (NumPy's C-API BLAS)."""
+def preference_ldflags(find_library=ctypes.util.find_library, exists=os.path.isfile):
+    """The choice where nothing could be measured (no C compiler, one library):
+    OpenBLAS where its OpenMP build and the link-time library are installed,
+    else BLIS (Debian ``libblis-dev``), else OpenBLAS, else empty (NumPy's
+    C-API BLAS)."""
     if exists(OPENBLAS_OPENMP) and exists(OPENBLAS_LINK):
         return "-lopenblas"
     for name in ("blis", "openblas"):
         if find_library(name):
             return "-l" + name
     return ""
+
+
+def blas_choice():
+    """``lib/blas_choice.py``, loaded by its path: this file is itself loaded by
+    path from the start-up hook, when ``lib`` may not be importable."""
+    name = "_pixelcnn_blas_choice"
+    if name not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blas_choice.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+_chosen = []  # this process's answer of blas_ldflags()
+
+
+def blas_ldflags():
+    """The project's ``blas.ldflags`` on this CPU: the library ``lib/blas_choice.py``
+    measured fastest here (measuring it now, a few seconds, the first time on
+    this CPU), else :func:`preference_ldflags`. Asked once a process."""
+    if not _chosen:
+        def say(message):
+            print(message, file=sys.stderr)
+        try:
+            _chosen.append(blas_choice().choose(preference_ldflags, log=say))
+        except Exception as err:  # never let the measurement stop a script
+            say("blas probe failed ({}); using the default order".format(err))
+            _chosen.append(preference_ldflags())
+    return _chosen[0]
 
 
 def load_openmp_openblas(ldflags, exists=os.path.isfile, load=ctypes.CDLL):
@@ -114,11 +147,16 @@ def load_openmp_openblas(ldflags, exists=os.path.isfile, load=ctypes.CDLL):
 
 
 def default_flags():
-    """The flags this project adds, as a dict name -> value. ``compile.wait=1``:
-    a process that finds Theano's compile cache locked by another one (a
+    """The flags this project adds, as a dict name -> a function giving the value
+    (the BLAS is measured only where it is needed). ``compile.wait=1``: a
+    process that finds Theano's compile cache locked by another one (a
     training run beside ``generate.py`` or the tests) retries after 1-2 s
-    instead of Theano's 5-10 s."""
-    return {"floatX": "float32", "blas.ldflags": blas_ldflags(), "compile.wait": "1"}
+    instead of Theano's 5-10 s. ``openmp=True``: Theano's elementwise ops on
+    large arrays (over 200,000 elements: the activations of a training step)
+    use every core; the leaky ReLUs and their gradients were ~15% of a
+    training step on one core."""
+    return {"floatX": lambda: "float32", "blas.ldflags": blas_ldflags,
+            "compile.wait": lambda: "1", "openmp": lambda: "True"}
 
 
 def configure_threads(environ=os.environ):
@@ -156,7 +194,7 @@ def configure_environment(environ=os.environ):
     user_flags = environ.get("THEANO_FLAGS", "")
     taken = _user_flag_names(user_flags)
     ours = [
-        "{}={}".format(name, value)
+        "{}={}".format(name, value())
         for name, value in default_flags().items()
         if name not in taken and not _theanorc_has(*_DEFAULTS_SECTIONS[name])
     ]
@@ -186,11 +224,10 @@ def prepare():
     (a process that imports Theano before ``lib`` without the import hook of
     ``make venv`` runs Debian's default OpenBLAS build)."""
     before_theano = "theano" not in sys.modules
+    configure_threads()
+    configure_openmp()  # before the BLAS probe, which runs in this environment
     if before_theano:
         configure_environment()
-    configure_threads()
-    configure_openmp()
-    if before_theano:
         load_openmp_openblas(flags_ldflags(os.environ.get("THEANO_FLAGS", "")) or "")
     _use_python_scan_loop()
 
@@ -239,8 +276,34 @@ def write_pth(site_dir=None):
     return target
 
 
+def show_blas(probe_again=False):
+    """``python lib/theano_env.py blas [--probe]``: the BLAS chosen for this CPU and
+    the figures it came from (measuring first where nothing is recorded, or with
+    ``--probe``), and whether the user's flags override it."""
+    configure_threads()
+    configure_openmp()
+    choice = blas_choice()
+    choice.choose(preference_ldflags, force=probe_again,
+                  log=lambda message: print(message, file=sys.stderr))
+    for line in choice.describe():
+        print(line)
+    users = flags_ldflags(os.environ.get("THEANO_FLAGS", ""))
+    if users is not None:
+        print("overridden here: THEANO_FLAGS sets blas.ldflags={}".format(users))
+    elif _theanorc_has("blas", "ldflags"):
+        print("overridden here: a .theanorc file sets [blas] ldflags")
+
+
+USAGE = """usage: python lib/theano_env.py COMMAND
+  install-hook    write {} into this interpreter's site-packages (make venv does)
+  blas            show the BLAS chosen for this CPU and the timings it came from
+  blas --probe    time the installed BLAS libraries again and record the winner""".format(PTH_NAME)
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["install-hook"]:
-        sys.exit("usage: python lib/theano_env.py install-hook   (writes {} into this "
-                 "interpreter's site-packages)".format(PTH_NAME))
-    print("wrote", write_pth())
+    command = sys.argv[1:]
+    if command == ["install-hook"]:
+        print("wrote", write_pth())
+    elif command in (["blas"], ["blas", "--probe"]):
+        show_blas(probe_again=command == ["blas", "--probe"])
+    else:
+        sys.exit(USAGE)
