@@ -3,12 +3,16 @@
     .venv/bin/python train_mnist.py                   # the default run (make train)
     .venv/bin/python train_mnist.py --epochs 1 --train-limit 1000 --valid-limit 200
     .venv/bin/python train_mnist.py --resume runs/mnist --time-budget 60   # continue
+    .venv/bin/python train_mnist.py --lr-decay 0.999977 --lr-floor 1e-4 --ema 0.9995
 
 Validation uses the last --valid-split training images (10,000 by default),
 held out of training; --valid-split 0 validates on the test images instead.
 Every epoch writes to --out-dir: a checkpoint named with the epoch and the
 validation NLL, 25 samples and 25 reconstructions as 5x5 PNG grids, the NLL
 history (history.json, curves.png) and the resumable state (state.npz).
+--lr-decay and --lr-floor decay the rate every step (training/schedule.py);
+--ema DECAY validates, samples and writes checkpoints with an average of the
+weights over the steps, while state.npz keeps both it and the raw weights.
 Ctrl-C stops after the current step and saves the resumable state. The
 configuration is the command line below; its defaults are the original's
 constants. The work itself is in the ``training`` package.
@@ -92,6 +96,21 @@ def build_parser():
     t.add_argument("--lr", type=float, default=1e-3,
                    help="Adam learning rate; may change on --resume (lowered for the "
                    "last epochs, say; each epoch's rate is kept in history.json)")
+    t.add_argument("--lr-decay", type=float, default=1.0, metavar="FACTOR",
+                   help="multiply the rate by FACTOR after every step (1: a constant rate; "
+                   "0.999977 takes 1e-3 to 1e-4 in 100,000 steps). On --resume, an --lr "
+                   "other than the run's restarts the decay from that rate; a new "
+                   "--lr-decay or --lr-floor alone continues from the rate reached. Each "
+                   "epoch's last rate is kept in history.json")
+    t.add_argument("--lr-floor", type=float, default=0.0, metavar="RATE",
+                   help="the rate never decays below RATE (at most --lr)")
+    t.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights, updated every "
+                   "step with this decay (0.9995, say; bias-corrected, so it is the "
+                   "weighted mean of the steps so far from the first step on) and "
+                   "validate, sample and write checkpoints with it; state.npz keeps both. "
+                   "0: off. On --resume it may start (from that step), change or stop "
+                   "the average")
     t.add_argument("--grad-clip", type=float, default=1.0,
                    help="clip every gradient elementwise to [-c, c] (0 disables)")
     t.add_argument("--epochs", type=int, default=20, help="epochs to train (in total, "
@@ -138,7 +157,8 @@ def build_parser():
                    help="continue the run saved in DIR, which is also the output folder. "
                         "Its saved settings are kept (runs saved before --valid-split "
                         "existed keep validating on the test images); only --epochs, --lr, "
-                        "--data-dir, --no-download, --no-verify, --valid-batch-size, "
+                        "--lr-decay, --lr-floor, --ema, --data-dir, --no-download, "
+                        "--no-verify, --valid-batch-size, "
                         "--samples-every, --state-every, --save-original-format (and "
                         "--graph, --time-budget, --no-progress) may be given again")
     o.add_argument("--save-original-format", action="store_true",
@@ -156,7 +176,8 @@ _MINIMUMS = (("dim", 1), ("batch_size", 1), ("valid_batch_size", 1),
              ("epochs", 1), ("train_limit", 1), ("valid_limit", 1), ("grad_clip", 0),
              ("samples_every", 0), ("state_every", 0), ("embed_dim", 1), ("encoder_dim", 1),
              ("encoder_convs", 1), ("encoder_steps", 0), ("condition_map", 0),
-             ("margin", 0), ("time_budget", 0.01), ("seed", 0), ("valid_split", 0))
+             ("margin", 0), ("time_budget", 0.01), ("seed", 0), ("valid_split", 0),
+             ("lr_floor", 0), ("ema", 0))
 
 
 def parse_args(argv=None):
@@ -198,6 +219,15 @@ def setting_problem(values):
         return "--seed must be at most {}, got {}".format(MAX_SEED, values["seed"])
     if not (values["lr"] > 0 and math.isfinite(values["lr"])):
         return "--lr must be a positive number, got {}".format(values["lr"])
+    decay, floor, ema = (values.get(k, d) for k, d in (("lr_decay", 1.0), ("lr_floor", 0.0),
+                                                       ("ema", 0.0)))
+    if not 0 < decay <= 1:
+        return "--lr-decay must be in (0, 1] (1: a constant rate), got {}".format(decay)
+    if floor > values["lr"]:
+        return "--lr-floor {} is above --lr {}; give a floor at most the rate".format(
+            floor, values["lr"])
+    if not ema < 1:
+        return "--ema must be below 1 (0.9995, say; 0: off), got {}".format(ema)
     try:
         quantize.check_levels(values["q_levels"])
         builder.condition_dim(values)
@@ -337,9 +367,9 @@ def describe_resume(config, given):
         " (give --epochs or --data-dir to change them)" if kept else "")
 
 
-def start_trainer(args, config, data, out_dir, fresh):
-    """Compile the Trainer, then restore the saved state (--resume) or save the
-    initial one (a fresh run)."""
+def start_trainer(args, config, data, out_dir, fresh, saved=None):
+    """Compile the Trainer, then restore the saved state (--resume; ``saved``: the
+    run's settings before this sitting) or save the initial one (a fresh run)."""
     graph = args.graph if builder.has_fast_graph(config) else "faithful"
     print("Compiling the training function ({} graph; about a minute the first "
           "time)...".format(graph), flush=True)
@@ -349,7 +379,7 @@ def start_trainer(args, config, data, out_dir, fresh):
         time.time() - start, trainer.net.model.count_params()), flush=True)
     if not fresh:
         try:
-            trainer.load_state(trainer.state_path)
+            trainer.load_state(trainer.state_path, saved)
         except CheckpointError as err:
             raise RunError("{}. {}".format(err, run_folder.way_forward(out_dir)))
     trainer.prepare_conditions()
@@ -374,6 +404,7 @@ def run(args, given, data=None, on_step=None):
     if backend.blas_problem():
         raise RunError(backend.blas_problem())
     fresh = not args.resume
+    before = None
     if fresh:
         out_dir, config = args.out_dir, run_folder.new_config(vars(args))
     else:
@@ -392,12 +423,16 @@ def run(args, given, data=None, on_step=None):
         if before["lr"] != config["lr"]:
             print("learning rate {} from here on (it was {})".format(
                 config["lr"], before["lr"]), flush=True)
+        for key in ("lr_decay", "lr_floor", "ema"):
+            if before[key] != config[key]:
+                print("{} {} from here on (it was {})".format(
+                    run_folder.option(key), config[key], before[key]), flush=True)
     data = load_data(config) if data is None else data
     check_binarization(config, data, out_dir)
     data = limit_data(select_validation(data, config), config)
     created = run_folder.prepare_out_dir(out_dir, fresh)
     try:
-        trainer = start_trainer(args, config, data, out_dir, fresh)
+        trainer = start_trainer(args, config, data, out_dir, fresh, before)
     except BaseException:
         if created:  # a fresh run that never started: leave no folder behind
             run_folder.remove_unstarted(out_dir)

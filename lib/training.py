@@ -1,4 +1,6 @@
-"""Loss and optimiser: categorical cross-entropy on logits, clipped Adam (Lasagne)."""
+"""Loss and optimiser: categorical cross-entropy on logits, clipped Adam (Lasagne),
+and an exponential moving average of the weights updated inside the same step."""
+import numpy
 import theano
 import theano.tensor as T
 
@@ -39,6 +41,45 @@ def clipped_adam(cost, params, learning_rate=1e-3, grad_clip=1.0):
     return updates, state
 
 
+class WeightAverage(object):
+    """An exponential moving average of ``params``, bias-corrected, kept in shared
+    variables of the same shapes and updated by the compiled training step.
+
+    After n steps with parameters p_1..p_n (the values each step left) the
+    average is sum_k (1 - d) d^(n-k) p_k / (1 - d^n), the zero-started average
+    divided by its bias 1 - d^n, so early steps are not pulled towards zero or
+    towards the initial weights. It is stored already corrected, updated as
+    a <- a + w_n (p_n - a) with w_n = (1 - d) / (1 - d^n) (w_1 = 1: a = p_1).
+    ``count`` (int64) is n; ``decay`` d is in [0, 1).
+    """
+
+    def __init__(self, params, decay):
+        self.params, self.decay = list(params), float(decay)
+        self.averages = [theano.shared(p.get_value(), name="ema." + p.name) for p in self.params]
+        self.count = theano.shared(numpy.int64(0), name="ema.count")
+
+    @staticmethod
+    def weight(decay, n):
+        """w_n = (1 - d) / (1 - d^n), the share of step n's parameters (float64)."""
+        return (1.0 - decay) / (1.0 - decay ** n)
+
+    def updates(self, new_values):
+        """(variable, expression) pairs moving the average to include the parameters
+        ``new_values[p]`` (the optimiser's update of each parameter p)."""
+        n = self.count + 1
+        decay = T.constant(self.decay, dtype="float64")
+        w = T.cast((1.0 - decay) / (1.0 - decay ** n), theano.config.floatX)
+        pairs = [(a, a + w * (new_values[p] - a)) for p, a in zip(self.params, self.averages)]
+        return pairs + [(self.count, n)]
+
+    def restart(self):
+        """Start averaging afresh from the next step (the averages hold the current
+        parameters until then)."""
+        for p, a in zip(self.params, self.averages):
+            a.set_value(p.get_value())
+        self.count.set_value(numpy.int64(0))
+
+
 def keep_buffers_mode():
     """The mode of the fast graphs' training step: Theano's default mode, but
 
@@ -57,10 +98,14 @@ def keep_buffers_mode():
 
 
 def compile_train_step(inputs, cost, params, learning_rate=1e-3, grad_clip=1.0,
-                       keep_buffers=False):
+                       keep_buffers=False, average=None):
     """theano.function(inputs) -> cost, applying one clipped-Adam step. Also
     returns the optimizer's state variables (for checkpoints).
-    ``keep_buffers``: see :func:`keep_buffers_mode`."""
+    ``learning_rate``: a number, or a floatX shared scalar to change between steps;
+    ``keep_buffers``: see :func:`keep_buffers_mode`; ``average``: a
+    :class:`WeightAverage` of ``params`` the step also updates."""
     updates, state = clipped_adam(cost, params, learning_rate, grad_clip)
+    if average is not None:
+        updates.update(average.updates(updates))
     mode = keep_buffers_mode() if keep_buffers else None
     return theano.function(inputs, cost, updates=updates, mode=mode), state

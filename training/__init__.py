@@ -4,4 +4,5 @@
     trainer.py      Trainer: the compiled step, epochs, validation, the resumable state
     outputs.py      what each epoch leaves behind: checkpoint, pictures, history, curves
     stopping.py     when to stop (Ctrl-C, a time budget) and the loop over epochs
+    schedule.py     the learning rate of every step (--lr, --lr-decay, --lr-floor)
 """

@@ -6,10 +6,11 @@ outputs. A resumed run reuses the saved settings; the few that may change
 between sittings are listed in ``CHANGEABLE``, and a change is written back to
 ``config.json`` (the learning rate too: Adam's moments do not depend on it, so
 lowering it for the last epochs is a decay schedule, recorded per epoch in the
-history) when the resumed run saves its first state, so a run that fails
-before leaves its files as they were. The saved settings are checked as the
-command line checks them, and state.npz and history.json are read, before
-anything is compiled.
+history; training.schedule says how --lr, --lr-decay and --lr-floor combine,
+and --ema may start, change or stop the weight average) when the resumed run
+saves its first state, so a run that fails before leaves its files as they
+were. The saved settings are checked as the command line checks them, and
+state.npz and history.json are read, before anything is compiled.
 """
 import glob
 import json
@@ -30,9 +31,11 @@ CONFIG_KEYS = ("model", "conditional", "condition_map", "embed_dim", "encoder_di
                "dim", "q_levels", "batch_size", "valid_batch_size", "lr",
                "grad_clip", "epochs", "seed", "dataset", "data_dir", "no_download",
                "no_verify", "train_limit", "valid_limit", "save_original_format",
-               "samples_every", "state_every", "valid_split", "binarization")
+               "samples_every", "state_every", "valid_split", "binarization",
+               "lr_decay", "lr_floor", "ema")
 CHANGEABLE = ("epochs", "data_dir", "no_download", "no_verify", "valid_batch_size",
-              "save_original_format", "samples_every", "state_every", "lr")
+              "save_original_format", "samples_every", "state_every", "lr", "lr_decay",
+              "lr_floor", "ema")
 # Defaults for settings that older runs did not save.
 OLD_RUN_DEFAULTS = {"model": "pixelconv", "conditional": "none", "input_dim": 1,
                     "dataset": "mnist", "valid_batch_size": 200, "grad_clip": 1.0,
@@ -40,6 +43,8 @@ OLD_RUN_DEFAULTS = {"model": "pixelconv", "conditional": "none", "input_dim": 1,
                     "condition_map": 0, "binarization": None,
                     # runs saved before --valid-split existed validated on the test images
                     "valid_split": 0,
+                    # runs saved before schedules and averaging: a constant rate, raw weights
+                    "lr_decay": 1.0, "lr_floor": 0.0, "ema": 0.0,
                     **builder.ENCODER_DEFAULTS}
 # What a run's validation images are, by its valid_split (history.json's "valid_set").
 HELD_OUT, TEST_SET = "held-out", "test"

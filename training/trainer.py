@@ -3,9 +3,14 @@
 Images are quantised to ``q_levels`` bins: network inputs (num, 28, 28, 1)
 float32, targets (num, 28, 28, 1) int32. The cost is the categorical
 cross-entropy in nats per sub-pixel. The shuffle of each epoch depends only on
-(seed, epoch) and the state holds Adam's moments and the running epoch cost,
-so a resumed run continues exactly where an uninterrupted one would be.
+(seed, epoch) and the state holds Adam's moments, the learning-rate schedule
+(training.schedule), the weight average (--ema) and the running epoch cost, so
+a resumed run continues exactly where an uninterrupted one would be.
+
+With --ema the checkpoints, validation and pictures use the averaged weights
+(lib.training.WeightAverage); the state keeps the raw ones that Adam trains.
 """
+import contextlib
 import math
 import os
 import time
@@ -17,10 +22,12 @@ from tqdm import tqdm
 import quantize
 from data import binarized
 from lib.checkpoint import CheckpointError, load_arrays, save_arrays
-from lib.training import compile_train_step, nll_per_example, nll_per_subpixel
+from lib.ops import floatX
+from lib.training import WeightAverage, compile_train_step, nll_per_example, nll_per_subpixel
 from models import build as builder
 from training import outputs
 from training import run_folder
+from training import schedule
 from training.run_folder import STATE_FILE, DivergedError
 
 LN2 = math.log(2.0)
@@ -59,8 +66,14 @@ class Trainer(object):
         X_r = theano.tensor.itensor4("X_r")
         cost = nll_per_subpixel(self.net.logits, X_r)
         inputs = [self.net.X, X_r] + self.net.inputs[1:]
+        # the rate of the next step, set from the schedule before each step
+        self.rate = theano.shared(floatX(config["lr"]), name="lr")
+        self.schedule = schedule.start(config)
+        self.last_rate = None  # the rate of the latest step
+        self.average = WeightAverage(self.params, config["ema"]) if config.get("ema") else None
         self.train_fn, self.opt_state = compile_train_step(
-            inputs, cost, self.params, config["lr"], config["grad_clip"], keep_buffers=fast)
+            inputs, cost, self.params, self.rate, config["grad_clip"], keep_buffers=fast,
+            average=self.average)
         self.nll_fn = theano.function(inputs, nll_per_example(self.net.logits, X_r))
         self.epoch, self.iteration, self.history = 0, 0, []
         self.cost_sum, self.cost_count = 0.0, 0  # training costs of the current epoch
@@ -81,10 +94,16 @@ class Trainer(object):
     def state_arrays(self):
         """Everything a resumed run needs: parameters, Adam's moments and step count,
         the position in the run and the current epoch's running training cost and
-        wall time."""
+        wall time, the learning-rate schedule and, with --ema, the weight average
+        (``ema/<parameter>``) and its step count."""
         arrays = {"param/" + p.name: p.get_value() for p in self.net.all_params.get_params()}
         arrays["encoder_trained"] = numpy.int64(self.encoder_trained)
         arrays.update({"opt/" + v.name: v.get_value() for v in self.opt_state})
+        arrays["lr_schedule"] = schedule.to_array(self.schedule)
+        if self.average is not None:
+            arrays.update({"ema/" + p.name: a.get_value()
+                           for p, a in zip(self.params, self.average.averages)})
+            arrays["ema_steps"] = self.average.count.get_value()
         arrays["epoch"] = numpy.int64(self.epoch)
         arrays["iteration"] = numpy.int64(self.iteration)
         arrays["seed"] = numpy.int64(self.config["seed"])
@@ -115,8 +134,10 @@ class Trainer(object):
             return "resume with a lower --lr"
         return "try a lower --lr or --grad-clip"
 
-    def load_state(self, path):
-        """Restore a state written by ``save_state``; raises CheckpointError."""
+    def load_state(self, path, saved_config=None):
+        """Restore a state written by ``save_state``; raises CheckpointError.
+        ``saved_config``: the run's settings before this sitting (default: the
+        current ones), to tell which schedule settings --resume changed."""
         arrays = load_arrays(path)
         for key in ("epoch", "iteration", "seed"):
             if key not in arrays:
@@ -135,11 +156,60 @@ class Trainer(object):
                     path, v.name))
             v.set_value(arrays[key])
         self.epoch, self.iteration = int(arrays["epoch"]), int(arrays["iteration"])
+        self.load_schedule(path, arrays, saved_config or self.config)
+        self.load_average(path, arrays)
         self.cost_sum = float(arrays.get("epoch_cost_sum", 0.0))
         self.cost_count = int(arrays.get("epoch_cost_count", 0))
         self.seconds_before = float(arrays.get("epoch_seconds", 0.0))
         self.history = [h for h in run_folder.read_history(self.out_dir)
                         if h["epoch"] <= self.epoch]
+
+    def load_schedule(self, path, arrays, saved_config):
+        """The learning-rate schedule from here on (training.schedule.resumed)."""
+        saved = None
+        if "lr_schedule" in arrays:
+            try:
+                saved = schedule.from_array(arrays["lr_schedule"])
+            except ValueError as err:
+                raise CheckpointError("{}: lr_schedule is damaged ({})".format(path, err))
+        self.schedule = schedule.resumed(saved, saved_config, self.config, self.global_step())
+
+    def load_average(self, path, arrays):
+        """Restore the weight average; start it afresh when the state has none (a run
+        that trained without --ema until now)."""
+        if self.average is None:
+            return
+        keys = ["ema/" + p.name for p in self.params]
+        if "ema_steps" not in arrays and not any(k in arrays for k in keys):
+            self.average.restart()
+            print("averaging the weights (--ema {}) from iteration {} of epoch {} "
+                  "on".format(self.average.decay, self.iteration + 1, self.epoch + 1),
+                  flush=True)
+            return
+        for key, a in zip(keys, self.average.averages):
+            if key not in arrays or arrays[key].shape != a.get_value(borrow=True).shape:
+                raise CheckpointError("{}: weight average {} missing or mis-shaped".format(
+                    path, key))
+            a.set_value(arrays[key])
+        if "ema_steps" not in arrays or arrays["ema_steps"].shape != ():
+            raise CheckpointError("{}: ema_steps missing or not a number".format(path))
+        self.average.count.set_value(numpy.int64(arrays["ema_steps"]))
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Inside the block the network holds the averaged weights (with --ema; the
+        raw ones otherwise); the raw ones come back after it, whatever happens."""
+        if self.average is None:
+            yield
+            return
+        raw = [p.get_value() for p in self.params]
+        for p, a in zip(self.params, self.average.averages):
+            p.set_value(a.get_value())
+        try:
+            yield
+        finally:
+            for p, value in zip(self.params, raw):
+                p.set_value(value)
 
     # ----- conditions --------------------------------------------------------------
     def prepare_conditions(self):
@@ -179,6 +249,10 @@ class Trainer(object):
     def batches_per_epoch(self):
         return len(self.train_x) // self.config["batch_size"]
 
+    def global_step(self):
+        """Training steps taken in the whole run so far."""
+        return self.epoch * self.batches_per_epoch() + self.iteration
+
     def epoch_order(self, epoch):
         """The shuffle of epoch ``epoch``: a function of (seed, epoch) only, so a
         resumed run sees the same batches as an uninterrupted one."""
@@ -193,6 +267,8 @@ class Trainer(object):
         """
         bs = self.config["batch_size"]
         idx = order[self.iteration * bs:(self.iteration + 1) * bs]
+        self.last_rate = schedule.rate_at(self.schedule, self.global_step())
+        self.rate.set_value(floatX(self.last_rate))
         cost = float(self.train_fn(*self.batch("train", idx)))
         if not numpy.isfinite(cost):
             raise DivergedError(
@@ -259,18 +335,27 @@ class Trainer(object):
         """Validate, then write the checkpoint, pictures, history and state.
         ``elapsed``: the epoch's training seconds (resumed epochs: all processes')."""
         epoch = self.epoch + 1
-        nll = self.validate()
-        if not math.isfinite(nll):
-            raise DivergedError(
-                "the validation NLL became {} after epoch {}; stopping. The last good "
-                "state is kept in {}".format(nll, epoch, self.state_path))
+        with self.averaged_weights():
+            nll = self.validate()
+            if not math.isfinite(nll):
+                raise DivergedError(
+                    "the validation NLL became {} after epoch {}; stopping. The last good "
+                    "state is kept in {}".format(nll, epoch, self.state_path))
+            outputs.write_checkpoint(self, epoch, nll)
+            outputs.write_pictures(self, epoch)
         subpixels = self.valid_t[0].size
-        outputs.write_checkpoint(self, epoch, nll)
-        outputs.write_pictures(self, epoch)
+        last_step = self.global_step() - 1
         self.history.append({
             "epoch": epoch, "train_nll": train_cost, "valid_nll": nll,
             "valid_bits_per_dim": nll / LN2, "valid_nats_per_image": nll * subpixels,
-            "epoch_seconds": elapsed, "lr": self.config["lr"],
+            "epoch_seconds": elapsed,
+            # the rate of the epoch's last step, and the schedule it followed
+            "lr": schedule.rate_at(self.schedule, last_step),
+            "lr_decay": self.schedule["lr_decay"], "lr_floor": self.schedule["lr_floor"],
+            "steps": last_step + 1,
+            # 0: validated with the raw weights; else the average's decay and its steps
+            "ema": self.average.decay if self.average else 0.0,
+            "ema_steps": int(self.average.count.get_value()) if self.average else 0,
             "valid_set": run_folder.valid_set(self.config)})
         outputs.write_history(self)
         # The state goes last: a crash before it resumes the epoch, and the history
