@@ -449,16 +449,19 @@ def compiler_without_openmp(monkeypatch):
 
 
 def test_without_openmp_the_ops_run_their_perform(compiler_without_openmp):
-    X, A = T.fmatrix(), T.ftensor4()
-    x = f32(3, 8)
+    X, GZ, A = T.fmatrix(), T.fmatrix(), T.ftensor4()
+    x, gz = f32(3, 8), f32(3, 4)
     with pytest.warns(RuntimeWarning, match=compiler_without_openmp):
-        fn = theano.function([X], [gate(X), T.grad(gate(X).sum(), X)], **UNSHARED)
+        fn = theano.function([X, GZ], [gate(X), GateGrad()(X, GZ)], **UNSHARED)
     thunks = kernel_thunks(fn)
     assert len(thunks) == 2 and all(hasattr(t, "perform") for t in thunks)
-    out, grad = fn(x)
+    out, grad = fn(x, gz)
     a, b = x[:, :4].astype(numpy.float64), x[:, 4:].astype(numpy.float64)
-    numpy.testing.assert_allclose(out, numpy.tanh(a) / (1 + numpy.exp(-b)), rtol=1e-6)
-    assert grad.shape == x.shape
+    t, s = numpy.tanh(a), 1 / (1 + numpy.exp(-b))
+    numpy.testing.assert_allclose(out, t * s, rtol=1e-6)
+    numpy.testing.assert_allclose(grad, numpy.concatenate([(1 - t * t) * s * gz,
+                                                           t * s * (1 - s) * gz], axis=1),
+                                  rtol=1e-5, atol=1e-6)
     # Known now: the next op goes to perform without compiling or warning again.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
