@@ -276,7 +276,10 @@ def network_of(arrays, meta, source):
     """(config, ``{name: ndarray}`` under ``PREFIX``) of the arrays and description
     that ``read_checkpoint`` returned for file ``source``; ValueError as above."""
     if any(k.startswith("param/") for k in arrays):  # a training state.npz
-        arrays = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+        # the weight average where the run kept one (train_mnist.py --ema): what it
+        # validated and wrote as checkpoints; else the raw weights
+        prefix = "ema/" if any(k.startswith("ema/") for k in arrays) else "param/"
+        arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
     try:
         # the data the model was trained on is not part of its config
         config = {k: v for k, v in meta.items() if k not in DATASET_KEYS} if meta \

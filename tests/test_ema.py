@@ -243,3 +243,15 @@ def test_resume_with_another_rate_restarts_the_schedule_and_may_stop_averaging(
 def test_invalid_schedule_and_average_exit_2(argv, message):
     code, out, err = call_main(argv)
     assert code == 2 and message in err, err
+
+
+def test_a_state_with_an_average_is_read_as_the_average(ema_run):
+    """generate.py / evaluate.py given a run's state.npz take the weights the run
+    validated (the average), as its checkpoints hold them."""
+    out_dir, _ = ema_run
+    arrays, meta = read_checkpoint(str(out_dir / "state.npz"))
+    _, weights = builder.network_of(arrays, meta, "state.npz")
+    _, last = builder.read_network_checkpoint(str(out_dir / checkpoints(out_dir)[-1]))
+    assert sorted(weights) == sorted(last)
+    for name in weights:
+        numpy.testing.assert_array_equal(weights[name], last[name], err_msg=name)
