@@ -29,6 +29,8 @@ SHIPPED = {
     "binarized_rowlstm.npz": ({"model": "rowlstm", "q_levels": 2}, None),
     "binarized_diagbilstm.npz": ({"model": "diagbilstm", "num_layers": 7, "dim": 32,
                                   "q_levels": 2}, None),
+    "binarized_diagbilstm_1layer.npz": ({"model": "diagbilstm", "num_layers": 1, "dim": 64,
+                                         "q_levels": 2}, None),
 }
 
 
