@@ -144,9 +144,9 @@ static void tc_gemm(npy_intp rows, npy_intp n, npy_intp depth, const float* a, n
 }
 
 /* Patch rows of output rows [br0, br1) (each ``width`` positions) into ``dst``
-   (row-major, ``columns`` floats a row, last column 1 where ``bias``). */
+   (row-major, ``columns`` floats a row, the last one the bias column of ones). */
 static void tc_fill(float* dst, npy_intp br0, npy_intp br1, npy_intp out_rows,
-                    npy_intp height, npy_intp width, npy_intp columns, int bias,
+                    npy_intp height, npy_intp width, npy_intp columns,
                     int n_taps, const int* src, const int* dr, const int* dc,
                     const npy_intp* offset, float* const* data, const npy_intp* rows,
                     const npy_intp* chans, const int* origin)
@@ -164,7 +164,7 @@ static void tc_fill(float* dst, npy_intp br0, npy_intp br1, npy_intp out_rows,
                 else
                     memset(d + offset[t], 0, ch * sizeof(float));
             }
-            if (bias) d[columns - 1] = 1.0f;
+            d[columns - 1] = 1.0f;
         }
     }
 }
@@ -194,7 +194,7 @@ _READ_MAPS = r"""
             offset[t] = columns;
             columns += chans[tap_src_%(name)s[t]];
         }
-        columns += %(bias)d;
+        columns += 1;  /* the bias column */
         npy_intp out_rows = height + %(extra)d;
         npy_intp n_out = PyArray_DIMS(w_arr)[0];
         if (ok && height < 0) {
@@ -219,7 +219,7 @@ _READ_MAPS = r"""
 
 def _tile_props(op):
     return dict(n_taps=len(op.taps), n_maps=len(op.origins), extra=op.extra_rows,
-                bias=1, tile=op.tile_positions, direct=int(op.direct()))
+                tile=op.tile_positions, direct=int(op.direct()))
 
 
 class _TiledBase(CompiledOp):
@@ -364,7 +364,7 @@ class TiledConv(_TiledBase):
                     const float* a = direct ? data[0] + br0 * width * k : p;
                     float* yt = y + br0 * width * n_out;
                     if (!direct)
-                        tc_fill(p, br0, br1, out_rows, height, width, columns, 1, n_taps,
+                        tc_fill(p, br0, br1, out_rows, height, width, columns, n_taps,
                                 tap_src_%(name)s, tap_dr_%(name)s, tap_dc_%(name)s, offset, data,
                                 rows, chans, origin);
                     tc_gemm(n, n_out, k, a, k, 1, wk, n_out, yt, n_out, 0);
@@ -487,7 +487,7 @@ class TiledConvGrad(_TiledBase):
                     const float* a = direct ? data[0] + br0 * width * k : p;
                     const float* gt = g + br0 * width * n_out;
                     if (!direct)
-                        tc_fill(p, br0, br1, out_rows, height, width, columns, 1, n_taps,
+                        tc_fill(p, br0, br1, out_rows, height, width, columns, n_taps,
                                 tap_src_%(name)s, tap_dr_%(name)s, tap_dc_%(name)s, offset, data,
                                 rows, chans, origin);
                     tc_gemm(k, n_out, n, a, 1, k, gt, n_out, acc, n_out, 1);
