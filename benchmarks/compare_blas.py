@@ -11,7 +11,8 @@ clipped Adam, buffers kept for the fast graph) on the same random batch as
 
 Libraries: those ``lib/blas_choice.py`` finds installed (``blis``,
 ``openblas-openmp``, or plain ``openblas`` where that build is missing), with
-the ``blas.ldflags`` it gives them. Each worker prints which BLAS its process actually mapped. Last line:
+the ``blas.ldflags`` it gives them. Each worker prints which BLAS its process
+actually mapped. Last line:
 
     <lib>_step_s=<median> ... best=<lib> chosen=<lib> chosen_over_best=<ratio>
 
