@@ -458,18 +458,24 @@ def test_an_older_checkpoints_split_is_read_from_its_runs_config(
 
 
 def test_the_shipped_checkpoints_splits_come_from_their_runs():
-    """pretrained/<name>.npz beside pretrained/<name>_run/: pixelconv's run trained on
-    all 60,000 training images, the binarized models' held out the last 10,000."""
+    """pixelconv's run trained on all 60,000 training images; its checkpoint predates
+    the recorded split, so the split is read from pretrained/pixelconv_run/. The
+    binarized PixelCNN held out the last 10,000 and its checkpoint (written since)
+    records that itself, in agreement with its run's config.json."""
     from lib.checkpoint import read_checkpoint
     from training import run_folder
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for name, held_out in (("pixelconv", 0), ("binarized_masked", 10000)):
+    for name, held_out, recorded_inside in (("pixelconv", 0, False),
+                                            ("binarized_masked", 10000, True)):
         path = os.path.join(root, "pretrained", name + ".npz")
+        run_config = os.path.join(root, "pretrained", name + "_run", "config.json")
         arrays, meta = read_checkpoint(path)
         config, _ = builder.network_of(arrays, meta, path)
         split, source = run_folder.recorded_split(path, meta, config)
         assert split == {"valid_split": held_out, "train_limit": None}
-        assert source == os.path.join(root, "pretrained", name + "_run", "config.json")
+        assert source == (path if recorded_inside else run_config)
+        run = run_folder.read_config(os.path.dirname(run_config))
+        assert (run["valid_split"], run["train_limit"]) == (held_out, None)
 
 
 def test_weights_that_are_not_finite_are_refused_before_compiling(tmp_path, data_dir,
