@@ -22,8 +22,9 @@ earlier ones read from the config.json of their run beside them), each given
 once: the same file twice, or two files holding the same weights (a run's
 ``state.npz`` holds its last epoch's, as its ``epoch_*.npz`` does), are
 refused, as are weights that are not finite. The output is an ``.npz`` of the
-mean weights (float64 sums, stored as float32) with the inputs' description,
-written atomically; an existing ``--out`` is replaced only with ``--force``,
+mean weights (float64 sums, stored as float32) with the inputs' description
+and ``mean_of``, the number of inputs (``evaluate.py`` reports it), written
+atomically; an existing ``--out`` is replaced only with ``--force``,
 and never when it is read-only or a run's resumable state. Exit codes: 0 done,
 2 bad input, 130 stopped by Ctrl-C (nothing written).
 """
@@ -236,7 +237,7 @@ def main(argv=None):
         check_fits_model(args.checkpoints, config, weights)
         try:
             save_arrays(args.out, average([r[1] for r in read_back]),
-                        meta=dict(config, **data))
+                        meta=dict(config, mean_of=len(read_back), **data))
         except OSError as err:
             raise UsageError("cannot write --out {}: {}".format(args.out, err.strerror or err))
     except (UsageError, OSError) as err:

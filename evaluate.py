@@ -51,7 +51,8 @@ import quantize
 import sampling
 from data import binarized, mnist
 from lib import WrapperLayer, backend
-from lib.checkpoint import CheckpointError, non_finite, read_checkpoint, recorded_data
+from lib.checkpoint import (CheckpointError, describe_weights, non_finite, read_checkpoint,
+                            recorded_data)
 from lib.training import nll_per_example
 from models import build as builder
 from models.classifier import Classifier
@@ -361,6 +362,7 @@ def evaluate(args):
     if backend.blas_problem():
         raise UsageError(backend.blas_problem())
     net, meta = load_checkpoint(args.checkpoint, args.graph)
+    print("weights: {}".format(describe_weights(meta)), flush=True)
     if args.sample_accuracy and net.H is None:
         raise UsageError("--sample-accuracy needs a conditional checkpoint (class or "
                          "embedding); this one is not conditional")

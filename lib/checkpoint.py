@@ -74,6 +74,32 @@ SPLIT_KEYS = ("valid_split", "train_limit")
 DATASET_KEYS = ("dataset", "binarization") + SPLIT_KEYS
 
 
+# Keys of that description saying which weights a checkpoint holds, not the model:
+# ``ema`` the decay of train_mnist.py's weight average (--ema) whose value it holds
+# after ``ema_steps`` steps (ema 0: the raw weights), ``mean_of`` the number of
+# checkpoints average_checkpoints.py took the mean of. Files written before these
+# keys existed record none of them.
+WEIGHTS_KEYS = ("ema", "ema_steps", "mean_of")
+# Every key of a description that is not part of the model's config.
+RECORD_KEYS = DATASET_KEYS + WEIGHTS_KEYS
+
+
+def describe_weights(meta):
+    """One phrase on the weights a checkpoint with description ``meta`` holds: an
+    average (of the training steps, or of checkpoints), the raw weights, or not
+    recorded."""
+    meta = meta or {}
+    if meta.get("mean_of"):
+        return "the mean of {} checkpoints (average_checkpoints.py)".format(meta["mean_of"])
+    if "ema" not in meta:
+        return "not recorded (the checkpoint predates the record; its run's history.json " \
+            "says whether it validated averaged weights)"
+    if not meta["ema"]:
+        return "the raw weights of the last training step"
+    return "a moving average of the training steps' weights (--ema {}, over {:,} " \
+        "steps)".format(meta["ema"], meta.get("ema_steps", 0))
+
+
 def recorded_data(meta):
     """The DATASET_KEYS entries of a description (``{}`` for None or none recorded)."""
     return {k: meta[k] for k in DATASET_KEYS if meta and k in meta}

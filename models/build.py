@@ -24,7 +24,7 @@ import theano
 import theano.tensor as T
 
 from lib import Model, WrapperLayer
-from lib.checkpoint import DATASET_KEYS, CheckpointError, read_checkpoint
+from lib.checkpoint import RECORD_KEYS, CheckpointError, read_checkpoint
 from models import gated_pixel_cnn, masked_pixel_cnn, pixel_conv, pixel_rnn
 from models.pixel_conv import pixelConv
 
@@ -281,8 +281,9 @@ def network_of(arrays, meta, source):
         prefix = "ema/" if any(k.startswith("ema/") for k in arrays) else "param/"
         arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
     try:
-        # the data the model was trained on is not part of its config
-        config = {k: v for k, v in meta.items() if k not in DATASET_KEYS} if meta \
+        # the data the model was trained on, and how its weights were made (an
+        # average or not), are not part of its config
+        config = {k: v for k, v in meta.items() if k not in RECORD_KEYS} if meta \
             else infer_config(arrays)
         condition_dim(config)
     except (ValueError, TypeError) as err:

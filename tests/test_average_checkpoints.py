@@ -9,7 +9,7 @@ import numpy
 import pytest
 
 import average_checkpoints
-from lib.checkpoint import read_checkpoint, save_arrays
+from lib.checkpoint import describe_weights, read_checkpoint, save_arrays
 from models import build as builder
 
 CONFIG = {"model": "masked", "conditional": "none", "input_dim": 1, "dim": 4,
@@ -55,7 +55,9 @@ def test_the_average_is_the_mean_of_every_parameter(tmp_path, names_and_shapes):
     assert code == 0, err
     assert "mean of 3 checkpoints" in stdout and "--dataset binarized-mnist" in stdout
     arrays, meta = read_checkpoint(str(out))
-    assert meta == dict(CONFIG, **DATA)  # evaluate.py and generate.py read the model from it
+    # evaluate.py and generate.py read the model from it, and it says what it holds
+    assert meta == dict(CONFIG, mean_of=3, **DATA)
+    assert describe_weights(meta) == "the mean of 3 checkpoints (average_checkpoints.py)"
     assert sorted(arrays) == sorted(names_and_shapes)
     for name, value in arrays.items():
         assert value.dtype == numpy.float32
@@ -215,7 +217,7 @@ def test_older_checkpoints_take_the_split_of_their_runs_config(tmp_path, names_a
                                                    tmp_path / "two" / "epoch_001.npz"))
     assert code == 0, err
     assert read_checkpoint(str(out))[1] == dict(CONFIG, **DATA, valid_split=5000,
-                                                train_limit=None)
+                                                train_limit=None, mean_of=2)
 
 
 def snapshot(folder):

@@ -14,7 +14,7 @@ import numpy
 import pytest
 
 import evaluate
-from lib.checkpoint import load_arrays, read_checkpoint, save_arrays
+from lib.checkpoint import describe_weights, load_arrays, read_checkpoint, save_arrays
 from lib.training import WeightAverage
 from models import build as builder
 from training import schedule
@@ -146,6 +146,27 @@ def test_average_equals_a_hand_computation(ema_run):
     assert WeightAverage.weight(EMA, 1) == 1.0  # the first step replaces the start value
 
 
+def test_checkpoints_and_state_record_the_average_they_hold(ema_run):
+    out_dir, _ = ema_run
+    for epoch, name in enumerate(checkpoints(out_dir), 1):
+        _, meta = read_checkpoint(str(out_dir / name))
+        assert (meta["ema"], meta["ema_steps"]) == (EMA, epoch * STEPS_PER_EPOCH)
+        # not part of the model's config: the checkpoint builds the run's model
+        config, _ = builder.read_network_checkpoint(str(out_dir / name))
+        assert "ema" not in config and "ema_steps" not in config
+    assert describe_weights(meta) == ("a moving average of the training steps' weights "
+                                      "(--ema 0.8, over 8 steps)")
+    _, meta = read_checkpoint(str(out_dir / "state.npz"))
+    assert (meta["ema"], meta["ema_steps"]) == (EMA, 2 * STEPS_PER_EPOCH)
+
+
+def test_describe_weights_of_raw_and_older_checkpoints():
+    assert describe_weights({"model": "masked", "ema": 0.0, "ema_steps": 0}) == \
+        "the raw weights of the last training step"
+    for older in ({"model": "masked"}, None):  # written before the record existed
+        assert describe_weights(older).startswith("not recorded")
+
+
 def test_resumed_run_equals_straight_run(ema_run, interrupted_ema_run):
     straight = load_arrays(str(ema_run[0] / "state.npz"))
     resumed = load_arrays(str(interrupted_ema_run / "state.npz"))
@@ -167,9 +188,11 @@ def test_checkpoint_scores_what_its_history_says(ema_run, data_dir, capsys):  # 
         code = evaluate.main(["--checkpoint", str(out_dir / name), "--data-dir",
                               str(data_dir), "--no-verify", "--no-progress"])
         assert code == 0
-        found = re.search(r"NLL on \d+ images: ([0-9.]+) nats/sub-pixel",
-                          capsys.readouterr().out)
+        out = capsys.readouterr().out
+        found = re.search(r"NLL on \d+ images: ([0-9.]+) nats/sub-pixel", out)
         assert float(found.group(1)) == pytest.approx(record["valid_nll"], abs=1e-5)
+        assert "weights: a moving average of the training steps' weights (--ema 0.8, " \
+            "over {} steps)".format(record["ema_steps"]) in out
     # the raw weights score otherwise: the history's figure is the average's
     raw = out_dir.parent / "raw.npz"
     arrays, meta = read_checkpoint(str(out_dir / checkpoints(out_dir)[-1]))
@@ -228,8 +251,10 @@ def test_resume_with_another_rate_restarts_the_schedule_and_may_stop_averaging(
     record = read_history(out_dir)[-1]
     assert (record["ema"], record["lr"]) == (0.0, pytest.approx(max(FLOOR, 2e-3 * DECAY ** 3)))
     _, weights = builder.read_network_checkpoint(str(out_dir / checkpoints(out_dir)[-1]))
-    for name, value in weights.items():  # the raw weights again
+    for name, value in weights.items():  # the raw weights again, and recorded as such
         numpy.testing.assert_array_equal(value, state["param/" + name])
+    _, meta = read_checkpoint(str(out_dir / checkpoints(out_dir)[-1]))
+    assert (meta["ema"], meta["ema_steps"]) == (0.0, 0)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -22,9 +22,11 @@ NUM_PICTURES, GRID = 25, (5, 5)
 
 
 def write_checkpoint(trainer, epoch, nll):
-    """The epoch's parameters, named with the epoch and the validation NLL."""
+    """The epoch's parameters (the weight average with --ema, as validated), named
+    with the epoch and the validation NLL; their description records which."""
     path = os.path.join(trainer.out_dir, "epoch_{:03d}_val_{:.5f}".format(epoch, nll))
-    trainer.net.all_params.save_params(path + ".npz", meta=checkpoint_meta(trainer.config))
+    meta = dict(checkpoint_meta(trainer.config), **trainer.average_record())
+    trainer.net.all_params.save_params(path + ".npz", meta=meta)
     if trainer.config.get("save_original_format"):
         trainer.net.all_params.save_params(path + ".pkl", original_format=True)
 

@@ -126,7 +126,10 @@ class Trainer(object):
         if self.pending_config is not None:
             run_folder.write_config(self.out_dir, self.pending_config)
             self.pending_config = None
-        save_arrays(self.state_path, arrays, meta=run_folder.checkpoint_meta(self.config))
+        # its description says, as a checkpoint's does, which weights a sampler reads
+        # from it (models.build.network_of: the average where there is one)
+        save_arrays(self.state_path, arrays, meta=dict(run_folder.checkpoint_meta(self.config),
+                                                       **self.average_record()))
 
     def advice(self):
         """What to try after the run diverged (--resume cannot change --grad-clip)."""
@@ -194,6 +197,14 @@ class Trainer(object):
         if "ema_steps" not in arrays or arrays["ema_steps"].shape != ():
             raise CheckpointError("{}: ema_steps missing or not a number".format(path))
         self.average.count.set_value(numpy.int64(arrays["ema_steps"]))
+
+    def average_record(self):
+        """What the history and the checkpoints record of the weights validated:
+        ``{"ema": decay, "ema_steps": steps}`` of the average, 0 and 0 for the raw
+        weights."""
+        if self.average is None:
+            return {"ema": 0.0, "ema_steps": 0}
+        return {"ema": self.average.decay, "ema_steps": int(self.average.count.get_value())}
 
     @contextlib.contextmanager
     def averaged_weights(self):
@@ -353,9 +364,7 @@ class Trainer(object):
             "lr": schedule.rate_at(self.schedule, last_step),
             "lr_decay": self.schedule["lr_decay"], "lr_floor": self.schedule["lr_floor"],
             "steps": last_step + 1,
-            # 0: validated with the raw weights; else the average's decay and its steps
-            "ema": self.average.decay if self.average else 0.0,
-            "ema_steps": int(self.average.count.get_value()) if self.average else 0,
+            **self.average_record(),
             "valid_set": run_folder.valid_set(self.config)})
         outputs.write_history(self)
         # The state goes last: a crash before it resumes the epoch, and the history
