@@ -22,9 +22,10 @@ earlier ones read from the config.json of their run beside them), each given
 once: the same file twice, or two files holding the same weights (a run's
 ``state.npz`` holds its last epoch's, as its ``epoch_*.npz`` does), are
 refused, as are weights that are not finite. The output is an ``.npz`` of the
-mean weights (float64 sums, stored as float32) with the inputs' description
-and ``mean_of``, the number of inputs (``evaluate.py`` reports it), written
-atomically; an existing ``--out`` is replaced only with ``--force``,
+mean weights (float64 sums, stored as float32) with the inputs' model and data,
+``mean_of`` (the number of inputs) and, when every input records the same
+``ema`` (train_mnist.py --ema), that one; ``evaluate.py`` reports both. It is
+written atomically; an existing ``--out`` is replaced only with ``--force``,
 and never when it is read-only or a run's resumable state. Exit codes: 0 done,
 2 bad input, 130 stopped by Ctrl-C (nothing written).
 """
@@ -124,9 +125,10 @@ def check_distinct_files(paths):
 
 
 def read(path):
-    """(config, {name: ndarray}, data, unknown) of one checkpoint: ``data`` holds the
-    dataset keys of its description, with its validation split
-    (run_folder.recorded_split) or, when that cannot be known, ``unknown`` says why."""
+    """(config, {name: ndarray}, data, unknown, ema) of one checkpoint: ``data`` holds
+    the dataset keys of its description, with its validation split
+    (run_folder.recorded_split) or, when that cannot be known, ``unknown`` says why;
+    ``ema`` the weight average's decay it records (0: raw weights; None: not recorded)."""
     try:
         arrays, meta = read_checkpoint(path)
         config, weights = builder.network_of(arrays, meta, path)
@@ -142,7 +144,17 @@ def read(path):
         split, source = run_folder.recorded_split(path, meta, config)
         data.update(split or {})
         unknown = None if split else source
-    return config, weights, data, unknown
+    return config, weights, data, unknown, (meta or {}).get("ema")
+
+
+def common_average(read_back):
+    """The weights record of the mean of the checkpoints read (:func:`read`): ``mean_of``,
+    and the ``ema`` they were each written with when all record the same one."""
+    record = {"mean_of": len(read_back)}
+    decays = [r[4] for r in read_back]
+    if decays[0] is not None and decays.count(decays[0]) == len(decays):
+        record["ema"] = decays[0]
+    return record
 
 
 def fingerprint(weights):
@@ -158,7 +170,7 @@ def fingerprint(weights):
 def check_distinct_weights(paths, read_back):
     """UsageError naming two checkpoints holding the same weights."""
     seen = {}
-    for path, (_, weights, _, _) in zip(paths, read_back):
+    for path, (_, weights, _, _, _) in zip(paths, read_back):
         key = fingerprint(weights)
         if key in seen:
             raise UsageError("{} and {} hold the same weights (a run's state.npz holds its "
@@ -175,10 +187,10 @@ def differences(one, other, missing="not recorded"):
 
 def check_same_model(paths, read_back):
     """UsageError naming the first checkpoint whose model or data differs from the first's."""
-    config, weights, data, unknown = read_back[0]
+    config, weights, data, unknown, _ = read_back[0]
     shapes = {n: v.shape for n, v in weights.items()}
-    for path, (other_config, other_weights, other_data, other_unknown) in zip(paths[1:],
-                                                                                read_back[1:]):
+    for path, (other_config, other_weights, other_data, other_unknown, _) in zip(
+            paths[1:], read_back[1:]):
         if other_config != config:
             raise UsageError("{} and {} describe different models ({}): average checkpoints "
                              "of one model only".format(paths[0], path, differences(
@@ -233,11 +245,11 @@ def main(argv=None):
         read_back = [read(p) for p in args.checkpoints]
         check_distinct_weights(args.checkpoints, read_back)
         check_same_model(args.checkpoints, read_back)
-        config, weights, data, _ = read_back[0]
+        config, weights, data, _, _ = read_back[0]
         check_fits_model(args.checkpoints, config, weights)
         try:
             save_arrays(args.out, average([r[1] for r in read_back]),
-                        meta=dict(config, mean_of=len(read_back), **data))
+                        meta=dict(config, **data, **common_average(read_back)))
         except OSError as err:
             raise UsageError("cannot write --out {}: {}".format(args.out, err.strerror or err))
     except (UsageError, OSError) as err:

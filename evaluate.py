@@ -24,7 +24,10 @@ share classified as their label; for embedding checkpoints, one digit like
 each of the first ``--like-samples`` images and the share classified
 as that image's digit. ``--temperature`` and, for class-conditional
 checkpoints, ``--guidance`` (``sampling.guided``) change how the digits are
-drawn. The last line is machine-readable, e.g.
+drawn. The first line says which weights the checkpoint holds, as it records
+them (``lib.checkpoint.describe_weights``: a moving average of the training
+steps', the raw ones, or a mean of checkpoints). The last line is
+machine-readable, e.g.
 
     nll=0.1428 bits_per_dim=0.2060 nats_per_image=111.9 label_accuracy=0.93
 

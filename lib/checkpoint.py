@@ -77,8 +77,8 @@ DATASET_KEYS = ("dataset", "binarization") + SPLIT_KEYS
 # Keys of that description saying which weights a checkpoint holds, not the model:
 # ``ema`` the decay of train_mnist.py's weight average (--ema) whose value it holds
 # after ``ema_steps`` steps (ema 0: the raw weights), ``mean_of`` the number of
-# checkpoints average_checkpoints.py took the mean of. Files written before these
-# keys existed record none of them.
+# checkpoints average_checkpoints.py took the mean of (with ``ema`` when they all
+# record the same). Files written before these keys existed record none of them.
 WEIGHTS_KEYS = ("ema", "ema_steps", "mean_of")
 # Every key of a description that is not part of the model's config.
 RECORD_KEYS = DATASET_KEYS + WEIGHTS_KEYS
@@ -90,14 +90,19 @@ def describe_weights(meta):
     recorded."""
     meta = meta or {}
     if meta.get("mean_of"):
-        return "the mean of {} checkpoints (average_checkpoints.py)".format(meta["mean_of"])
+        each = ""
+        if "ema" in meta:
+            each = (", each a moving average of its run's weights (--ema {})".format(
+                meta["ema"]) if meta["ema"] else ", each the raw weights of its run")
+        return "the mean of {} checkpoints (average_checkpoints.py){}".format(
+            meta["mean_of"], each)
     if "ema" not in meta:
-        return "not recorded (the checkpoint predates the record; its run's history.json " \
-            "says whether it validated averaged weights)"
-    if not meta["ema"]:
+        return "not recorded (written before checkpoints recorded it; its run's " \
+            "history.json, where there is one, says whether it validated averaged weights)"
+    if not meta["ema"] or not meta.get("ema_steps"):
         return "the raw weights of the last training step"
-    return "a moving average of the training steps' weights (--ema {}, over {:,} " \
-        "steps)".format(meta["ema"], meta.get("ema_steps", 0))
+    return "a moving average of the training steps' weights (--ema {}, over {} " \
+        "steps)".format(meta["ema"], meta["ema_steps"])
 
 
 def recorded_data(meta):

@@ -202,6 +202,27 @@ def test_checkpoints_of_other_splits_are_refused(tmp_path, names_and_shapes, spl
     assert not out.exists()
 
 
+def test_averaged_checkpoints_keep_their_common_ema(tmp_path, names_and_shapes):
+    """Epochs of a run with --ema (different step counts, same decay) average, and the
+    mean records that decay; with raw weights among them it records none."""
+    for epoch, (decay, steps) in enumerate(((0.999, 10), (0.999, 20), (0.0, 0)), 1):
+        write(tmp_path / "epoch_{}.npz".format(epoch), names_and_shapes, epoch,
+              meta=dict(CONFIG, **DATA, ema=decay, ema_steps=steps))
+    out = tmp_path / "average.npz"
+    code, _, err = run(["--out", str(out)] + paths(tmp_path / "epoch_1.npz",
+                                                   tmp_path / "epoch_2.npz"))
+    assert code == 0, err
+    meta = read_checkpoint(str(out))[1]
+    assert meta == dict(CONFIG, **DATA, mean_of=2, ema=0.999)
+    assert describe_weights(meta) == ("the mean of 2 checkpoints (average_checkpoints.py), "
+                                      "each a moving average of its run's weights "
+                                      "(--ema 0.999)")
+    code, _, err = run(["--out", str(out), "--force"] + paths(
+        tmp_path / "epoch_1.npz", tmp_path / "epoch_2.npz", tmp_path / "epoch_3.npz"))
+    assert code == 0, err
+    assert read_checkpoint(str(out))[1] == dict(CONFIG, **DATA, mean_of=3)
+
+
 def test_older_checkpoints_take_the_split_of_their_runs_config(tmp_path, names_and_shapes):
     """Inputs without a recorded split, in run folders: their config.json says it, the
     runs must agree, and the average records it."""

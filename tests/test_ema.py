@@ -161,8 +161,10 @@ def test_checkpoints_and_state_record_the_average_they_hold(ema_run):
 
 
 def test_describe_weights_of_raw_and_older_checkpoints():
-    assert describe_weights({"model": "masked", "ema": 0.0, "ema_steps": 0}) == \
-        "the raw weights of the last training step"
+    raw = "the raw weights of the last training step"
+    assert describe_weights({"model": "masked", "ema": 0.0, "ema_steps": 0}) == raw
+    # averaging asked for, but stopped before its first step: still the raw weights
+    assert describe_weights({"model": "masked", "ema": 0.9, "ema_steps": 0}) == raw
     for older in ({"model": "masked"}, None):  # written before the record existed
         assert describe_weights(older).startswith("not recorded")
 
@@ -196,11 +198,13 @@ def test_checkpoint_scores_what_its_history_says(ema_run, data_dir, capsys):  # 
     # the raw weights score otherwise: the history's figure is the average's
     raw = out_dir.parent / "raw.npz"
     arrays, meta = read_checkpoint(str(out_dir / checkpoints(out_dir)[-1]))
-    save_arrays(str(raw), steps[-1][2], meta=meta)
+    save_arrays(str(raw), steps[-1][2], meta=dict(meta, ema=0.0, ema_steps=0))
     assert evaluate.main(["--checkpoint", str(raw), "--data-dir", str(data_dir),
                           "--no-verify", "--no-progress"]) == 0
-    found = re.search(r"NLL on \d+ images: ([0-9.]+) nats/sub-pixel", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    found = re.search(r"NLL on \d+ images: ([0-9.]+) nats/sub-pixel", out)
     assert abs(float(found.group(1)) - read_history(out_dir)[-1]["valid_nll"]) > 1e-4
+    assert "weights: the raw weights of the last training step" in out
 
 
 # ----- changing them on --resume ----------------------------------------------------
