@@ -151,9 +151,9 @@ def common_average(read_back):
     """The weights record of the mean of the checkpoints read (:func:`read`): ``mean_of``,
     and the ``ema`` they were each written with when all record the same one."""
     record = {"mean_of": len(read_back)}
-    decays = [r[4] for r in read_back]
-    if decays[0] is not None and decays.count(decays[0]) == len(decays):
-        record["ema"] = decays[0]
+    decays = {r[4] for r in read_back}
+    if len(decays) == 1 and None not in decays:
+        record["ema"] = decays.pop()
     return record
 
 

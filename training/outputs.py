@@ -15,7 +15,7 @@ import sampling
 from data import pictures
 from lib.checkpoint import atomic_write
 from models import build as builder
-from training.run_folder import HISTORY_FILE, checkpoint_meta
+from training.run_folder import HISTORY_FILE
 
 NUM_PICTURES, GRID = 25, (5, 5)
 
@@ -25,8 +25,7 @@ def write_checkpoint(trainer, epoch, nll):
     """The epoch's parameters (the weight average with --ema, as validated), named
     with the epoch and the validation NLL; their description records which."""
     path = os.path.join(trainer.out_dir, "epoch_{:03d}_val_{:.5f}".format(epoch, nll))
-    meta = dict(checkpoint_meta(trainer.config), **trainer.average_record())
-    trainer.net.all_params.save_params(path + ".npz", meta=meta)
+    trainer.net.all_params.save_params(path + ".npz", meta=trainer.description())
     if trainer.config.get("save_original_format"):
         trainer.net.all_params.save_params(path + ".pkl", original_format=True)
 

@@ -126,10 +126,7 @@ class Trainer(object):
         if self.pending_config is not None:
             run_folder.write_config(self.out_dir, self.pending_config)
             self.pending_config = None
-        # its description says, as a checkpoint's does, which weights a sampler reads
-        # from it (models.build.network_of: the average where there is one)
-        save_arrays(self.state_path, arrays, meta=dict(run_folder.checkpoint_meta(self.config),
-                                                       **self.average_record()))
+        save_arrays(self.state_path, arrays, meta=self.description())
 
     def advice(self):
         """What to try after the run diverged (--resume cannot change --grad-clip)."""
@@ -205,6 +202,13 @@ class Trainer(object):
         if self.average is None:
             return {"ema": 0.0, "ema_steps": 0}
         return {"ema": self.average.decay, "ema_steps": int(self.average.count.get_value())}
+
+    def description(self):
+        """The description stored in the run's checkpoints and state: the model and
+        its data (run_folder.checkpoint_meta) and which weights they hold
+        (:meth:`average_record`; a state's, as models.build.network_of reads it: the
+        average where there is one)."""
+        return dict(run_folder.checkpoint_meta(self.config), **self.average_record())
 
     @contextlib.contextmanager
     def averaged_weights(self):
