@@ -109,8 +109,8 @@ def build_parser():
                    "step with this decay (0.9995, say; bias-corrected, so it is the "
                    "weighted mean of the steps so far from the first step on) and "
                    "validate, sample and write checkpoints with it; state.npz keeps both. "
-                   "0: off. On --resume it may start (from that step), change or stop "
-                   "the average")
+                   "0: off. On --resume it may start the average (from that step), stop "
+                   "it, or change its decay (the average then starts afresh)")
     t.add_argument("--grad-clip", type=float, default=1.0,
                    help="clip every gradient elementwise to [-c, c] (0 disables)")
     t.add_argument("--epochs", type=int, default=20, help="epochs to train (in total, "

@@ -261,6 +261,27 @@ def test_resume_with_another_rate_restarts_the_schedule_and_may_stop_averaging(
     assert (meta["ema"], meta["ema_steps"]) == (0.0, 0)
 
 
+def test_resume_with_another_decay_starts_the_average_afresh(ema_run, tmp_path):
+    """The state's average (of --ema 0.8) is dropped when --resume gives --ema 0.5:
+    the new one covers the resumed steps only, and the record says so."""
+    out_dir = tmp_path / "copy"
+    shutil.copytree(str(ema_run[0]), str(out_dir))
+    steps = []
+    code, out, err = call_main(["--resume", str(out_dir), "--epochs", "3", "--ema", "0.5",
+                                "--samples-every", "0", "--no-progress"],
+                               on_step=recorder(steps))
+    assert code == 0, err
+    assert ("the average of --ema 0.8 is dropped: averaging the weights (--ema 0.5) from "
+            "iteration 1 of epoch 3 on") in out
+    params = [p for _, _, p in steps]
+    names = sorted(params[0])
+    state = load_arrays(str(out_dir / "state.npz"))
+    assert int(state["ema_steps"]) == STEPS_PER_EPOCH
+    assert_close({n: state["ema/" + n] for n in names}, hand_average(params, 0.5), names)
+    _, meta = read_checkpoint(str(out_dir / checkpoints(out_dir)[-1]))
+    assert (meta["ema"], meta["ema_steps"]) == (0.5, STEPS_PER_EPOCH)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--ema", "1"], "--ema must be below 1"),
     (["--ema", "-0.5"], "--ema must be at least 0"),

@@ -156,8 +156,9 @@ class Trainer(object):
                     path, v.name))
             v.set_value(arrays[key])
         self.epoch, self.iteration = int(arrays["epoch"]), int(arrays["iteration"])
-        self.load_schedule(path, arrays, saved_config or self.config)
-        self.load_average(path, arrays)
+        saved_config = saved_config or self.config
+        self.load_schedule(path, arrays, saved_config)
+        self.load_average(path, arrays, saved_config.get("ema", 0.0))
         self.cost_sum = float(arrays.get("epoch_cost_sum", 0.0))
         self.cost_count = int(arrays.get("epoch_cost_count", 0))
         self.seconds_before = float(arrays.get("epoch_seconds", 0.0))
@@ -174,17 +175,16 @@ class Trainer(object):
                 raise CheckpointError("{}: lr_schedule is damaged ({})".format(path, err))
         self.schedule = schedule.resumed(saved, saved_config, self.config, self.global_step())
 
-    def load_average(self, path, arrays):
+    def load_average(self, path, arrays, saved_decay):
         """Restore the weight average; start it afresh when the state has none (a run
-        that trained without --ema until now)."""
+        that trained without --ema until now) or when its decay was ``saved_decay``
+        and --ema now gives another (an average of two decays would be recorded as
+        one)."""
         if self.average is None:
             return
         keys = ["ema/" + p.name for p in self.params]
         if "ema_steps" not in arrays and not any(k in arrays for k in keys):
-            self.average.restart()
-            print("averaging the weights (--ema {}) from iteration {} of epoch {} "
-                  "on".format(self.average.decay, self.iteration + 1, self.epoch + 1),
-                  flush=True)
+            self.restart_average()
             return
         for key, a in zip(keys, self.average.averages):
             if key not in arrays or arrays[key].shape != a.get_value(borrow=True).shape:
@@ -194,6 +194,14 @@ class Trainer(object):
         if "ema_steps" not in arrays or arrays["ema_steps"].shape != ():
             raise CheckpointError("{}: ema_steps missing or not a number".format(path))
         self.average.count.set_value(numpy.int64(arrays["ema_steps"]))
+        if saved_decay != self.average.decay:
+            self.restart_average("the average of --ema {} is dropped: ".format(saved_decay))
+
+    def restart_average(self, why=""):
+        self.average.restart()
+        print("{}averaging the weights (--ema {}) from iteration {} of epoch {} "
+              "on".format(why, self.average.decay, self.iteration + 1, self.epoch + 1),
+              flush=True)
 
     def average_record(self):
         """What the history and the checkpoints record of the weights validated:
