@@ -198,6 +198,7 @@ class Trainer(object):
             self.restart_average("the average of --ema {} is dropped: ".format(saved_decay))
 
     def restart_average(self, why=""):
+        """Average from the next step on, saying so (after ``why``, if given)."""
         self.average.restart()
         print("{}averaging the weights (--ema {}) from iteration {} of epoch {} "
               "on".format(why, self.average.decay, self.iteration + 1, self.epoch + 1),
